@@ -1,0 +1,1 @@
+"""Dumas shared package: wire contracts and common adapters used by every service."""
