@@ -2,9 +2,10 @@
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Callable
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 

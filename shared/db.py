@@ -1,0 +1,203 @@
+"""Database plumbing shared by every service: engines, the outbox and processed-event tables,
+and the unit of work that commits a state change together with the events it causes."""
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+    insert,
+    text,
+)
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+# Integer on SQLite (so it is the rowid alias), BIGINT elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on PostgreSQL and SQLite alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTCDateTime column")
+            value = value.astimezone(UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigId, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("exchange", String(64), nullable=False),
+        Column("routing_key", String(64), nullable=False),
+        Column("correlation_id", String(64), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("published_at", UTCDateTime, nullable=True),
+        Index(
+            "ix_outbox_unpublished",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+    )
+
+
+def processed_events_table(metadata: MetaData) -> Table:
+    return Table(
+        "processed_events",
+        metadata,
+        Column("consumer", String(64), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("processed_at", UTCDateTime, nullable=False),
+    )
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """Engine with settings that suit eventlet workers on SQLite and PostgreSQL."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_recycle", 1800)
+    return create_engine(url, **kwargs)
+
+
+def dialect_insert(session: Session, table: Table):
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    return insert(table)
+
+
+class UnitOfWork:
+    """One transaction: state changes, processed-event marks and outbox rows commit together.
+
+    Never yield to other greenthreads (RPC, HTTP, dispatch) while a UnitOfWork is open on SQLite:
+    commit first, then do the I/O (see NAMEKO-NOTES trap 7).
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker,
+        outbox: Table | None,
+        processed: Table | None,
+        on_events_committed: Callable[[], None] | None = None,
+    ):
+        self._session_factory = session_factory
+        self._outbox = outbox
+        self._processed = processed
+        self._on_events_committed = on_events_committed
+        self.session: Session | None = None
+        self._staged = 0
+
+    def __enter__(self) -> "UnitOfWork":
+        self.session = self._session_factory()
+        self._staged = 0
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.session.rollback()
+        finally:
+            self.session.close()
+
+    def claim(self, consumer: str, event_id: str) -> bool:
+        """Record that `consumer` processes `event_id`; False if it already did (a redelivery)."""
+        stmt = (
+            dialect_insert(self.session, self._processed)
+            .values(consumer=consumer, event_id=event_id, processed_at=utcnow())
+            .on_conflict_do_nothing()
+        )
+        return self.session.execute(stmt).rowcount == 1
+
+    def publish(self, envelope: dict) -> None:
+        """Stage an event (built with shared.contracts.build_event) to be published on commit."""
+        self.session.execute(
+            self._outbox.insert().values(
+                event_id=envelope["event_id"],
+                exchange=f"{envelope['producer']}.events",
+                routing_key=envelope["event_type"],
+                correlation_id=envelope["correlation_id"],
+                body=json.dumps(envelope, ensure_ascii=False, separators=(",", ":")),
+                created_at=utcnow(),
+            )
+        )
+        self._staged += 1
+
+    def commit(self) -> None:
+        self.session.commit()
+        if self._staged and self._on_events_committed:
+            self._on_events_committed()
+        self._staged = 0
+
+
+__all__ = [
+    "JSON",
+    "BigId",
+    "UTCDateTime",
+    "UnitOfWork",
+    "make_engine",
+    "outbox_table",
+    "processed_events_table",
+    "utcnow",
+]

@@ -1,0 +1,88 @@
+"""RabbitMQ topology, in one place.
+
+- Each producing service publishes to the durable topic exchange `<producer>.events`, with the
+  event type as routing key (the same exchange nameko's EventDispatcher would use).
+- Each consuming service has a durable queue `<service>.<event_type>` bound to it, and beside it:
+  `<queue>.retry.<n>`: holding queues with a TTL whose expired messages are dead-lettered back to
+  the main queue (back-off), and `<queue>.dead`: the parking queue for messages that failed
+  for good.
+"""
+
+import os
+
+from kombu import Exchange, Queue
+
+RETRY_DELAYS_MS: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
+DEFAULT_MAX_ATTEMPTS = len(RETRY_DELAYS_MS) + 1
+
+# Headers set on retried and parked messages.
+ATTEMPTS_HEADER = "x-dumas-attempts"
+REASON_HEADER = "x-dumas-reason"
+ERROR_HEADER = "x-dumas-error"
+QUEUE_HEADER = "x-dumas-queue"
+PARKED_AT_HEADER = "x-dumas-parked-at"
+
+
+def queue_type_arguments() -> dict:
+    """`DUMAS_QUEUE_TYPE=quorum` declares quorum queues (clustered production brokers)."""
+    queue_type = os.environ.get("DUMAS_QUEUE_TYPE", "classic")
+    return {} if queue_type == "classic" else {"x-queue-type": queue_type}
+
+
+def events_exchange(producer: str) -> Exchange:
+    return Exchange(f"{producer}.events", type="topic", durable=True)
+
+
+def consumer_queue_name(service: str, event_type: str) -> str:
+    return f"{service}.{event_type}"
+
+
+def retry_queue_name(queue: str, attempt: int) -> str:
+    """Retry queue used after `attempt` failed attempts (1-based)."""
+    index = min(attempt, len(RETRY_DELAYS_MS)) - 1
+    return f"{queue}.retry.{index + 1}"
+
+
+def dead_queue_name(queue: str) -> str:
+    return f"{queue}.dead"
+
+
+class ConsumerQueue(Queue):
+    """The main queue of a consumer; declaring it also declares its retry and parking queues,
+    so the whole set exists after every (re)connection of the consumer."""
+
+    companions: tuple[Queue, ...] = ()
+
+    def declare(self, nowait=False, channel=None):
+        chan = channel or self.channel
+        for companion in self.companions:
+            companion.bind(chan).declare(nowait=nowait)
+        return super().declare(nowait=nowait, channel=channel)
+
+
+def consumer_queue(service: str, producer: str, event_type: str) -> ConsumerQueue:
+    name = consumer_queue_name(service, event_type)
+    extra = queue_type_arguments()
+    queue = ConsumerQueue(
+        name,
+        exchange=events_exchange(producer),
+        routing_key=event_type,
+        durable=True,
+        queue_arguments=dict(extra) or None,
+    )
+    retries = tuple(
+        Queue(
+            f"{name}.retry.{i + 1}",
+            durable=True,
+            queue_arguments={
+                **extra,
+                "x-message-ttl": delay,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": name,
+            },
+        )
+        for i, delay in enumerate(RETRY_DELAYS_MS)
+    )
+    queue.companions = (*retries, Queue(dead_queue_name(name), durable=True,
+                                        queue_arguments=dict(extra) or None))
+    return queue

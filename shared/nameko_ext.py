@@ -1,0 +1,294 @@
+"""nameko adapters shared by every service: the database (with its outbox relay) and a reliable
+event consumer (strict contracts, idempotency support, retries with back-off, dead letters).
+
+This is the only module of `shared` that imports nameko; domain code never does.
+"""
+
+import logging
+import time
+from datetime import UTC, datetime
+from functools import partial
+
+from kombu import Connection
+from kombu.pools import producers
+from nameko.extensions import DependencyProvider
+from nameko.messaging import Consumer, QueueConsumer
+from sqlalchemy import MetaData, text
+from sqlalchemy.orm import sessionmaker
+
+from shared import messaging, metrics
+from shared.contracts import Event, MalformedEvent, load_event
+from shared.db import UnitOfWork, make_engine
+from shared.outbox import OutboxRelay
+
+log = logging.getLogger(__name__)
+
+
+class PermanentError(Exception):
+    """Raised by a handler when retrying cannot help: the message is parked at once."""
+
+    reason = "permanent_error"
+
+
+# -- database ---------------------------------------------------------------------------------
+
+
+class DatabaseAccess:
+    """What a worker sees: units of work, plain sessions for reads, and health."""
+
+    def __init__(self, provider: "Database"):
+        self._provider = provider
+        self.engine = provider.engine
+
+    def unit_of_work(self) -> UnitOfWork:
+        p = self._provider
+        return UnitOfWork(
+            p.sessionmaker,
+            p.metadata.tables.get("outbox"),
+            p.metadata.tables.get("processed_events"),
+            on_events_committed=p.relay.wake if p.relay else None,
+        )
+
+    def session(self):
+        return self._provider.sessionmaker()
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception as exc:
+            log.warning("database ping failed: %s", exc)
+            return False
+
+
+class Database(DependencyProvider):
+    """One engine per service process; runs the outbox relay when the metadata has an outbox."""
+
+    def __init__(self, metadata: MetaData, **engine_options):
+        self.metadata = metadata
+        self.engine_options = engine_options
+        self.engine = None
+        self.sessionmaker = None
+        self.relay: OutboxRelay | None = None
+        self._relay_thread = None
+
+    def setup(self):
+        config = self.container.config
+        self.engine = make_engine(config["DATABASE_URL"], **self.engine_options)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        if "outbox" in self.metadata.tables:
+            self.relay = OutboxRelay(
+                self.engine,
+                self.metadata.tables["outbox"],
+                config["AMQP_URI"],
+                self.container.service_name,
+                batch_size=int(config.get("OUTBOX_BATCH_SIZE", 200)),
+            )
+
+    def start(self):
+        if self.relay:
+            self._relay_thread = self.container.spawn_managed_thread(
+                self.relay.run, identifier="outbox_relay"
+            )
+
+    def stop(self):
+        if self.relay:
+            self.relay.stop()
+            if self._relay_thread is not None:
+                self._relay_thread.wait()
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def kill(self):
+        if self.relay:
+            self.relay.stop()
+
+    def get_dependency(self, worker_ctx):
+        return DatabaseAccess(self)
+
+
+# -- health -----------------------------------------------------------------------------------
+
+
+class BrokerProbe:
+    """Answers "can this process reach RabbitMQ?", cached briefly so health checks stay cheap."""
+
+    def __init__(self, amqp_uri: str, ttl: float = 2.0):
+        self.amqp_uri = amqp_uri
+        self.ttl = ttl
+        self._checked_at = 0.0
+        self._ok = False
+
+    def ok(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked_at > self.ttl:
+            self._checked_at = now
+            try:
+                with Connection(self.amqp_uri, connect_timeout=2) as conn:
+                    conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+                self._ok = True
+            except Exception as exc:
+                if self._ok:
+                    log.warning("broker unreachable: %s", exc)
+                self._ok = False
+        return self._ok
+
+
+class Health(DependencyProvider):
+    def setup(self):
+        self.probe = BrokerProbe(self.container.config["AMQP_URI"])
+
+    def get_dependency(self, worker_ctx):
+        return self.probe
+
+
+# -- reliable event consumer ------------------------------------------------------------------
+
+
+class ReliableQueueConsumer(QueueConsumer):
+    """nameko's queue consumer, plus: messages that cannot even be decoded are parked instead of
+    crashing the consumer."""
+
+    def get_consumers(self, consumer_cls, channel):
+        consumers = super().get_consumers(consumer_cls, channel)
+        for provider, consumer in self._consumers.items():
+            consumer.on_decode_error = partial(provider.handle_undecodable)
+        return consumers
+
+
+class EventConsumer(Consumer):
+    """`@event_consumer("intake", "complaint_received")`: the handler receives a loaded `Event`.
+
+    - malformed messages (undecodable, wrong envelope, unknown version, invalid data): parked;
+    - handler raised PermanentError: parked;
+    - handler raised anything else: retried after 1 s, 5 s, 30 s, 2 min, then parked;
+    - the original is acked only after its retry copy or parked copy is confirmed by the broker.
+    """
+
+    queue_consumer = ReliableQueueConsumer()
+
+    def __init__(self, producer: str, event_type: str, max_attempts: int | None = None, **kw):
+        self.producer = producer
+        self.event_type = event_type
+        self.max_attempts = max_attempts or messaging.DEFAULT_MAX_ATTEMPTS
+        super().__init__(queue=None, **kw)
+
+    def setup(self):
+        self.service_name = self.container.service_name
+        self.queue = messaging.consumer_queue(self.service_name, self.producer, self.event_type)
+        self._publish_conn = Connection(
+            self.container.config["AMQP_URI"], transport_options={"confirm_publish": True}
+        )
+        super().setup()
+
+    # messages --------------------------------------------------------------------------
+    def handle_message(self, body, message):
+        started = time.perf_counter()
+        try:
+            event = load_event(body, expected_types=(self.event_type,))
+        except MalformedEvent as exc:
+            self._park(message, exc.reason, str(exc), started)
+            return
+        handle_result = partial(self.handle_result, message, started)
+        context_data = self.unpack_message_headers(message)
+        context_data["correlation_id"] = event.correlation_id
+        try:
+            self.container.spawn_worker(
+                self, (event,), {}, context_data=context_data, handle_result=handle_result
+            )
+        except Exception:  # container being killed: let the broker redeliver it
+            self.queue_consumer.requeue_message(message)
+
+    def handle_undecodable(self, message, exc):
+        self._park(message, "undecodable", f"{type(exc).__name__}: {exc}", time.perf_counter())
+
+    def handle_result(self, message, started, worker_ctx, result=None, exc_info=None):
+        if exc_info is None:
+            self._observe(started, "ok")
+            self.queue_consumer.ack_message(message)
+            return result, exc_info
+        exc = exc_info[1]
+        attempts = int((message.headers or {}).get(messaging.ATTEMPTS_HEADER, 0)) + 1
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        if isinstance(exc, PermanentError):
+            self._park(message, exc.reason, error, started, attempts)
+        elif attempts >= self.max_attempts:
+            self._park(message, "max_attempts_exceeded", error, started, attempts)
+        else:
+            log.warning(
+                "%s.%s failed (attempt %d/%d), retrying: %s",
+                self.service_name, self.event_type, attempts, self.max_attempts, error,
+                exc_info=exc_info,
+            )
+            target = messaging.retry_queue_name(self.queue.name, attempts)
+            if self._republish(message, target, {messaging.ATTEMPTS_HEADER: attempts}):
+                metrics.HANDLER_RETRIES.labels(self.service_name, self.event_type).inc()
+                self._observe(started, "retry")
+        return result, exc_info
+
+    # helpers ---------------------------------------------------------------------------
+    def _park(self, message, reason, error, started, attempts=None):
+        log.error(
+            "%s: parking %s message in %s.dead (%s): %s",
+            self.service_name, self.event_type, self.queue.name, reason, error[:300],
+        )
+        headers = {
+            messaging.REASON_HEADER: reason,
+            messaging.ERROR_HEADER: error[:1000],
+            messaging.QUEUE_HEADER: self.queue.name,
+            messaging.PARKED_AT_HEADER: datetime.now(UTC).isoformat(),
+        }
+        if attempts is not None:
+            headers[messaging.ATTEMPTS_HEADER] = attempts
+        if self._republish(message, messaging.dead_queue_name(self.queue.name), headers):
+            metrics.DEAD_LETTERED.labels(self.service_name, self.event_type, reason).inc()
+            self._observe(started, "dead_lettered")
+
+    def _republish(self, message, queue_name: str, extra_headers: dict) -> bool:
+        """Copy the raw message to `queue_name` (confirmed), then ack the original.
+
+        If the copy cannot be published, the original is requeued: nothing is lost.
+        """
+        headers = {**(message.headers or {}), **extra_headers}
+        props = message.properties or {}
+        try:
+            with producers[self._publish_conn].acquire(block=True, timeout=10) as producer:
+                producer.publish(
+                    message.body,
+                    exchange="",
+                    routing_key=queue_name,
+                    content_type=message.content_type or "application/octet-stream",
+                    content_encoding=message.content_encoding or "binary",
+                    headers=headers,
+                    delivery_mode=2,
+                    message_id=props.get("message_id"),
+                    correlation_id=props.get("correlation_id"),
+                    retry=True,
+                    retry_policy={"max_retries": 3, "interval_start": 0.2},
+                )
+        except Exception:
+            log.exception("could not move message to %s; requeueing it", queue_name)
+            self.queue_consumer.requeue_message(message)
+            return False
+        self.queue_consumer.ack_message(message)
+        return True
+
+    def _observe(self, started, outcome):
+        metrics.HANDLER_DURATION.labels(self.service_name, self.event_type, outcome).observe(
+            time.perf_counter() - started
+        )
+
+
+event_consumer = EventConsumer.decorator
+
+
+__all__ = [
+    "Database",
+    "DatabaseAccess",
+    "Event",
+    "EventConsumer",
+    "Health",
+    "PermanentError",
+    "event_consumer",
+]

@@ -1,0 +1,107 @@
+"""HTTP edge helpers: JSON answers, errors with a machine code and an Indonesian message,
+request-size limits, health and metrics. Domain errors are mapped to status codes here, once."""
+
+import json
+import logging
+import time
+from functools import wraps
+
+from werkzeug.wrappers import Request, Response
+
+from shared import metrics
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, code: str, message: str, details=None, headers=None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+def json_response(data, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(
+        json.dumps(data, ensure_ascii=False, default=str),
+        status=status,
+        headers=headers or {},
+        mimetype="application/json",
+    )
+
+
+def error_response(status, code, message, details=None, headers=None) -> Response:
+    body = {"error": {"code": code, "message": message}}
+    if details is not None:
+        body["error"]["details"] = details
+    return json_response(body, status, headers)
+
+
+def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES):
+    """The request's JSON body, or an HttpError (413, 415, 400) that says what is wrong."""
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise HttpError(
+            413, "payload_too_large",
+            f"Data yang dikirim terlalu besar (maksimal {max_bytes // 1024} KiB).",
+        )
+    raw = request.stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise HttpError(
+            413, "payload_too_large",
+            f"Data yang dikirim terlalu besar (maksimal {max_bytes // 1024} KiB).",
+        )
+    if request.mimetype not in ("application/json", "") and not request.mimetype.endswith("+json"):
+        raise HttpError(415, "unsupported_media_type", "Data harus dikirim dalam format JSON.")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise HttpError(400, "invalid_json", "Data JSON tidak dapat dibaca.") from exc
+
+
+def endpoint(service: str, route: str):
+    """Wrap a nameko @http method: count and time it, and turn any error into a clean answer.
+
+    HttpError -> its status; anything unexpected -> 500 with a generic message (logged), never a
+    traceback to the client.
+    """
+
+    def decorate(func):
+        @wraps(func)
+        def wrapper(self, request, *args, **kwargs):
+            started = time.perf_counter()
+            try:
+                response = func(self, request, *args, **kwargs)
+            except HttpError as exc:
+                response = error_response(
+                    exc.status, exc.code, exc.message, exc.details, exc.headers
+                )
+            except Exception:
+                log.exception("unexpected error in %s %s", service, route)
+                response = error_response(
+                    500, "internal_error",
+                    "Terjadi kesalahan pada sistem. Silakan coba lagi beberapa saat lagi.",
+                )
+            metrics.HTTP_REQUESTS.labels(service, route, str(response.status_code)).inc()
+            metrics.HTTP_DURATION.labels(service, route).observe(time.perf_counter() - started)
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+def metrics_response() -> Response:
+    body, content_type = metrics.exposition()
+    return Response(body, status=200, content_type=content_type)
+
+
+def health_response(checks: dict[str, bool]) -> Response:
+    ok = all(checks.values())
+    return json_response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+    )
