@@ -52,6 +52,14 @@ class DatabaseAccess:
     def session(self):
         return self._provider.sessionmaker()
 
+    def refresh_metrics(self) -> None:
+        """Update the outbox backlog gauges (called when /metrics is scraped)."""
+        if self._provider.relay:
+            try:
+                self._provider.relay.refresh_metrics()
+            except Exception as exc:
+                log.warning("could not measure the outbox backlog: %s", exc)
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:

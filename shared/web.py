@@ -6,6 +6,7 @@ import logging
 import time
 from functools import wraps
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Request, Response
 
 from shared import metrics
@@ -79,6 +80,14 @@ def endpoint(service: str, route: str):
             except HttpError as exc:
                 response = error_response(
                     exc.status, exc.code, exc.message, exc.details, exc.headers
+                )
+            except (OperationalError, InterfaceError) as exc:
+                # Database unreachable or restarting: nothing was committed; ask to retry.
+                log.warning("database unavailable in %s %s: %s", service, route, exc)
+                response = error_response(
+                    503, "service_unavailable",
+                    "Layanan sedang tidak tersedia sementara. Silakan coba lagi sebentar lagi.",
+                    headers={"Retry-After": "5"},
                 )
             except Exception:
                 log.exception("unexpected error in %s %s", service, route)

@@ -1,0 +1,6 @@
+from alembic import context
+
+from services.intake.db import metadata
+from shared.migrate import run_migrations
+
+run_migrations(context, metadata)

@@ -1,0 +1,37 @@
+"""Alembic, driven from code: every service keeps its scripts in `services/<svc>/migrations/`
+and its `env.py` calls :func:`run_migrations` with the service's metadata."""
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData, pool
+
+from shared.db import make_engine
+
+
+def alembic_config(script_location: Path, url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(script_location: Path, url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(script_location, url), revision)
+
+
+def run_migrations(context, metadata: MetaData) -> None:
+    """Body of every service's migrations/env.py (online mode only)."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    engine = make_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
