@@ -53,6 +53,12 @@ class ConsumerQueue(Queue):
 
     companions: tuple[Queue, ...] = ()
 
+    def bind(self, channel):
+        # kombu copies only its declared attributes when binding; keep the companions.
+        bound = super().bind(channel)
+        bound.companions = self.companions
+        return bound
+
     def declare(self, nowait=False, channel=None):
         chan = channel or self.channel
         for companion in self.companions:

@@ -260,6 +260,8 @@ class EventConsumer(Consumer):
         """
         headers = {**(message.headers or {}), **extra_headers}
         props = message.properties or {}
+        # The target must exist, or the broker would drop the copy as unroutable.
+        target = next(q for q in self.queue.companions if q.name == queue_name)
         try:
             with producers[self._publish_conn].acquire(block=True, timeout=10) as producer:
                 producer.publish(
@@ -272,6 +274,8 @@ class EventConsumer(Consumer):
                     delivery_mode=2,
                     message_id=props.get("message_id"),
                     correlation_id=props.get("correlation_id"),
+                    declare=[target],
+                    mandatory=True,
                     retry=True,
                     retry_policy={"max_retries": 3, "interval_start": 0.2},
                 )

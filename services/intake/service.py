@@ -6,7 +6,11 @@ from nameko.web.handlers import http
 
 from services.intake import handlers
 from services.intake.db import metadata
-from services.intake.domain.validation import SubmissionInvalid, validate_submission
+from services.intake.domain.validation import (
+    ANONYMOUS_NOTICE,
+    SubmissionInvalid,
+    validate_submission,
+)
 from services.intake.metrics import RECEIVED
 from shared.catalogue import CATEGORIES, CHANNELS
 from shared.nameko_ext import Database, Health, PermanentError, event_consumer
@@ -53,10 +57,7 @@ class IntakeService:
             ),
         }
         if clean.get("personal_data_dropped"):
-            body["notice"] = (
-                "Pengaduan anonim: data diri yang Anda isi tidak kami simpan, "
-                "sehingga kami tidak dapat menghubungi Anda."
-            )
+            body["notice"] = ANONYMOUS_NOTICE
         return json_response(
             body, 201, {"Location": f"/api/v1/complaints/{accepted.tracking_code}"}
         )

@@ -16,7 +16,9 @@ units = Table(
     Column("kecamatan_code", String(16)),
     Column("stage", String(16), nullable=False),
     Column("aliases", JSON, nullable=False, default=list),
+    Column("sections", JSON, nullable=False, default=dict),
     Column("contacts", JSON, nullable=False, default=dict),
+    Column("head", JSON),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 

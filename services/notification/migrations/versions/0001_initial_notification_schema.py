@@ -1,7 +1,7 @@
 """initial notification schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-27 22:25:31.143281
 """
 

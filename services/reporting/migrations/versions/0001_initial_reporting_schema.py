@@ -1,7 +1,7 @@
 """initial reporting schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-27 22:25:32.247163
 """
 

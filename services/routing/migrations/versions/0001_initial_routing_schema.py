@@ -1,8 +1,8 @@
 """initial routing schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-27 22:25:30.015327
+Revises:
+Create Date: 2026-11-27 22:27:22.223635
 """
 
 import sqlalchemy as sa
@@ -74,7 +74,9 @@ def upgrade() -> None:
     sa.Column('kecamatan_code', sa.String(length=16), nullable=True),
     sa.Column('stage', sa.String(length=16), nullable=False),
     sa.Column('aliases', sa.JSON(), nullable=False),
+    sa.Column('sections', sa.JSON(), nullable=False),
     sa.Column('contacts', sa.JSON(), nullable=False),
+    sa.Column('head', sa.JSON(), nullable=True),
     sa.Column('updated_at', shared.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('code')
     )

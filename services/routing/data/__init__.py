@@ -1,0 +1,1 @@
+"""Routing seed data: units.yaml (unit registry) and holidays.yaml (SLA calendar)."""
