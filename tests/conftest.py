@@ -1,0 +1,66 @@
+# eventlet must patch the standard library before anything else imports it (NAMEKO-NOTES trap 1).
+import eventlet
+
+eventlet.monkey_patch()
+
+import os  # noqa: E402
+
+import pytest  # noqa: E402
+from support import amqp, databases  # noqa: E402
+from support.net import free_port  # noqa: E402
+
+os.environ.setdefault("EVENTLET_TESTS", "1")
+
+
+@pytest.fixture
+def vhost():
+    """A private RabbitMQ virtual host for one test, deleted afterwards."""
+    name = amqp.create_vhost()
+    try:
+        yield name
+    finally:
+        amqp.delete_vhost(name)
+
+
+@pytest.fixture
+def amqp_uri(vhost):
+    return amqp.uri_for(vhost)
+
+
+@pytest.fixture(scope="session")
+def pg_templates():
+    """One migrated (and seeded) PostgreSQL template database per service, for the session."""
+    templates = databases.create_templates()
+    try:
+        yield templates
+    finally:
+        databases.drop_all(templates.values())
+
+
+@pytest.fixture
+def pg_urls(pg_templates):
+    """Fresh PostgreSQL databases for every service, copied from the migrated templates."""
+    urls = databases.clone_all(pg_templates)
+    try:
+        yield urls
+    finally:
+        databases.drop_all(urls.values())
+
+
+@pytest.fixture
+def service_config(amqp_uri, pg_urls, tmp_path):
+    """nameko config for one service under test: private vhost, fresh database, free port."""
+
+    def make(service: str, **overrides) -> dict:
+        config = {
+            "AMQP_URI": amqp_uri,
+            "DATABASE_URL": pg_urls[service],
+            "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+            "PUBLIC_BASE_URL": "http://dumas.test",
+            "DUMAS_VAR_DIR": str(tmp_path),
+            "max_workers": 10,
+        }
+        config.update(overrides)
+        return config
+
+    return make

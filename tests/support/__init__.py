@@ -1,0 +1,1 @@
+"""Test support: real RabbitMQ virtual hosts, real PostgreSQL databases, bounded waiting."""

@@ -1,0 +1,104 @@
+"""The working-day SLA clock in WIB."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.routing.domain.sla import (
+    RESPONSE_WORKING_DAYS,
+    WIB,
+    add_working_days,
+    clock_start_day,
+    load_holidays,
+    response_due_at,
+    response_working_days,
+    working_days_between,
+)
+
+NO_HOLIDAYS: frozenset[date] = frozenset()
+
+
+def wib(y, m, d, hh=10, mm=0):
+    return datetime(y, m, d, hh, mm, tzinfo=WIB)
+
+
+def test_five_working_days_from_a_monday_morning_is_next_monday_at_closing():
+    assert add_working_days(wib(2026, 2, 2), 5, NO_HOLIDAYS) == wib(2026, 2, 9, 16)
+
+
+def test_working_days_skip_the_weekend():
+    # Thursday + 2 working days = Monday
+    assert add_working_days(wib(2026, 2, 5), 2, NO_HOLIDAYS) == wib(2026, 2, 9, 16)
+
+
+def test_a_complaint_after_16_wib_counts_from_the_next_working_day():
+    assert clock_start_day(wib(2026, 2, 6, 16, 1), NO_HOLIDAYS) == date(2026, 2, 9)
+    assert add_working_days(wib(2026, 2, 6, 17), 1, NO_HOLIDAYS) == wib(2026, 2, 10, 16)
+
+
+def test_a_complaint_before_16_wib_counts_from_that_day():
+    assert clock_start_day(wib(2026, 2, 6, 15, 59), NO_HOLIDAYS) == date(2026, 2, 6)
+
+
+def test_a_complaint_on_saturday_counts_from_monday():
+    assert clock_start_day(wib(2026, 2, 7, 9), NO_HOLIDAYS) == date(2026, 2, 9)
+
+
+def test_utc_times_are_read_in_wib():
+    # 09:30 UTC is 16:30 WIB: after office hours
+    received = datetime(2026, 2, 4, 9, 30, tzinfo=UTC)
+    assert clock_start_day(received, NO_HOLIDAYS) == date(2026, 2, 5)
+
+
+def test_naive_datetimes_are_rejected():
+    with pytest.raises(ValueError):
+        add_working_days(datetime(2026, 2, 2, 10), 1, NO_HOLIDAYS)
+
+
+def test_the_lebaran_2026_holidays_and_cuti_bersama_stop_the_clock():
+    holidays = load_holidays()
+    # Tue 17 Mar 2026 10:00; 18-24 Mar are Nyepi, Idul Fitri and cuti bersama.
+    assert add_working_days(wib(2026, 3, 17), 1, holidays) == wib(2026, 3, 25, 16)
+    assert add_working_days(wib(2026, 3, 17), 3, holidays) == wib(2026, 3, 27, 16)
+
+
+def test_a_complaint_received_on_a_holiday_counts_from_the_next_working_day():
+    holidays = load_holidays()
+    assert clock_start_day(wib(2026, 1, 1, 9), holidays) == date(2026, 1, 2)
+    assert clock_start_day(wib(2026, 12, 24, 9), holidays) == date(2026, 12, 28)
+
+
+def test_the_bundled_calendar_covers_2026_and_2027():
+    holidays = load_holidays()
+    assert date(2026, 8, 17) in holidays
+    assert date(2026, 3, 23) in holidays  # cuti bersama Idul Fitri
+    assert date(2027, 8, 17) in holidays
+    assert date(2026, 3, 25) not in holidays
+
+
+def test_working_days_between_inverts_add_working_days():
+    holidays = load_holidays()
+    start = wib(2026, 3, 13, 11)
+    for n in range(0, 30):
+        assert working_days_between(start, add_working_days(start, n, holidays), holidays) == n
+
+
+def test_working_days_between_is_negative_backwards():
+    assert working_days_between(wib(2026, 2, 9), wib(2026, 2, 5), NO_HOLIDAYS) == -2
+
+
+def test_integritas_gets_three_working_days_and_others_five():
+    assert response_working_days("integritas") == 3
+    assert response_working_days("nikah_rujuk") == 3
+    assert response_working_days("wakaf") == 5
+    assert response_working_days("tidak-dikenal") == 5
+    assert set(RESPONSE_WORKING_DAYS) <= {"integritas", "nikah_rujuk"}
+
+
+def test_response_due_at_uses_the_category_table():
+    received = wib(2026, 2, 2)
+    assert response_due_at("integritas", received, NO_HOLIDAYS) == wib(2026, 2, 5, 16)
+    assert response_due_at("lainnya", received, NO_HOLIDAYS) == wib(2026, 2, 9, 16)
+    assert response_due_at("lainnya", received, NO_HOLIDAYS) - received == timedelta(
+        days=7, hours=6
+    )
