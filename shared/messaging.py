@@ -13,7 +13,6 @@ import os
 from kombu import Exchange, Queue
 
 RETRY_DELAYS_MS: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
-DEFAULT_MAX_ATTEMPTS = len(RETRY_DELAYS_MS) + 1
 
 # Headers set on retried and parked messages.
 ATTEMPTS_HEADER = "x-dumas-attempts"
@@ -37,10 +36,9 @@ def consumer_queue_name(service: str, event_type: str) -> str:
     return f"{service}.{event_type}"
 
 
-def retry_queue_name(queue: str, attempt: int) -> str:
+def retry_queue_name(queue: str, attempt: int, levels: int = len(RETRY_DELAYS_MS)) -> str:
     """Retry queue used after `attempt` failed attempts (1-based)."""
-    index = min(attempt, len(RETRY_DELAYS_MS)) - 1
-    return f"{queue}.retry.{index + 1}"
+    return f"{queue}.retry.{min(attempt, levels)}"
 
 
 def dead_queue_name(queue: str) -> str:
@@ -66,7 +64,9 @@ class ConsumerQueue(Queue):
         return super().declare(nowait=nowait, channel=channel)
 
 
-def consumer_queue(service: str, producer: str, event_type: str) -> ConsumerQueue:
+def consumer_queue(
+    service: str, producer: str, event_type: str, delays_ms: tuple[int, ...] = RETRY_DELAYS_MS
+) -> ConsumerQueue:
     name = consumer_queue_name(service, event_type)
     extra = queue_type_arguments()
     queue = ConsumerQueue(
@@ -87,7 +87,7 @@ def consumer_queue(service: str, producer: str, event_type: str) -> ConsumerQueu
                 "x-dead-letter-routing-key": name,
             },
         )
-        for i, delay in enumerate(RETRY_DELAYS_MS)
+        for i, delay in enumerate(delays_ms)
     )
     queue.companions = (*retries, Queue(dead_queue_name(name), durable=True,
                                         queue_arguments=dict(extra) or None))

@@ -176,15 +176,22 @@ class EventConsumer(Consumer):
 
     queue_consumer = ReliableQueueConsumer()
 
-    def __init__(self, producer: str, event_type: str, max_attempts: int | None = None, **kw):
+    def __init__(self, producer: str, event_type: str, **kw):
         self.producer = producer
         self.event_type = event_type
-        self.max_attempts = max_attempts or messaging.DEFAULT_MAX_ATTEMPTS
         super().__init__(queue=None, **kw)
 
     def setup(self):
+        config = self.container.config
         self.service_name = self.container.service_name
-        self.queue = messaging.consumer_queue(self.service_name, self.producer, self.event_type)
+        # Back-off delays are configuration (tests use short ones); one more attempt than delays.
+        self.delays_ms = tuple(
+            int(d) for d in config.get("EVENT_RETRY_DELAYS_MS", messaging.RETRY_DELAYS_MS)
+        )
+        self.max_attempts = len(self.delays_ms) + 1
+        self.queue = messaging.consumer_queue(
+            self.service_name, self.producer, self.event_type, self.delays_ms
+        )
         self._publish_conn = Connection(
             self.container.config["AMQP_URI"], transport_options={"confirm_publish": True}
         )
@@ -229,7 +236,7 @@ class EventConsumer(Consumer):
                 self.service_name, self.event_type, attempts, self.max_attempts, error,
                 exc_info=exc_info,
             )
-            target = messaging.retry_queue_name(self.queue.name, attempts)
+            target = messaging.retry_queue_name(self.queue.name, attempts, len(self.delays_ms))
             if self._republish(message, target, {messaging.ATTEMPTS_HEADER: attempts}):
                 metrics.HANDLER_RETRIES.labels(self.service_name, self.event_type).inc()
                 self._observe(started, "retry")

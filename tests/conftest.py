@@ -1,15 +1,15 @@
 # eventlet must patch the standard library before anything else imports it (NAMEKO-NOTES trap 1).
-import eventlet
+import os
+
+os.environ.setdefault("EVENTLET_TESTS", "1")  # silences eventlet's deprecation banner
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
-
-import os  # noqa: E402
 
 import pytest  # noqa: E402
 from support import amqp, databases  # noqa: E402
 from support.net import free_port  # noqa: E402
-
-os.environ.setdefault("EVENTLET_TESTS", "1")
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def service_config(amqp_uri, pg_urls, tmp_path):
     def make(service: str, **overrides) -> dict:
         config = {
             "AMQP_URI": amqp_uri,
-            "DATABASE_URL": pg_urls[service],
+            "DATABASE_URL": pg_urls.get(service, "sqlite:///:memory:"),
             "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
             "PUBLIC_BASE_URL": "http://dumas.test",
             "DUMAS_VAR_DIR": str(tmp_path),
@@ -64,3 +64,37 @@ def service_config(amqp_uri, pg_urls, tmp_path):
         return config
 
     return make
+
+
+class RunningService:
+    """A started nameko container with a requests session on its HTTP address."""
+
+    def __init__(self, container, config):
+        import requests
+
+        self.container = container
+        self.config = config
+        self.base_url = f"http://{config['WEB_SERVER_ADDRESS']}"
+        self.http = requests.Session()
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def get(self, path: str, **kw):
+        return self.http.get(self.url(path), timeout=10, **kw)
+
+    def post(self, path: str, **kw):
+        return self.http.post(self.url(path), timeout=10, **kw)
+
+
+@pytest.fixture
+def start_service(service_config, container_factory):
+    """Start a real service container on the test's vhost and PostgreSQL databases."""
+
+    def start(service_cls, **overrides) -> RunningService:
+        config = service_config(service_cls.name, **overrides)
+        container = container_factory(service_cls, config)
+        container.start()
+        return RunningService(container, config)
+
+    return start

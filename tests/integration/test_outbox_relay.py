@@ -1,0 +1,108 @@
+"""The transactional outbox on real PostgreSQL/SQLite and RabbitMQ."""
+
+import uuid
+from datetime import UTC, datetime
+
+import eventlet
+import pytest
+from sqlalchemy import MetaData, func, pool, select
+from sqlalchemy.orm import sessionmaker
+
+from shared.contracts import build_event
+from shared.db import UnitOfWork, make_engine, outbox_table, processed_events_table
+from shared.outbox import OutboxRelay
+from support import amqp
+
+CLOSED_BROKER = "amqp://guest:guest@127.0.0.1:1/"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def store(request, pg_urls, tmp_path):
+    url = pg_urls["intake"] if request.param == "postgresql" else f"sqlite:///{tmp_path}/o.db"
+    metadata = MetaData()
+    table = outbox_table(metadata)
+    processed_events_table(metadata)
+    engine = make_engine(url, poolclass=pool.NullPool)
+    if request.param == "sqlite":
+        metadata.create_all(engine)
+    yield engine, table, sessionmaker(engine)
+    engine.dispose()
+
+
+def stage(store, n):
+    engine, table, factory = store
+    ids = []
+    with UnitOfWork(factory, table, None) as uow:
+        for _ in range(n):
+            cid = str(uuid.uuid4())
+            envelope = build_event(
+                "complaint_received",
+                {
+                    "complaint_id": cid,
+                    "tracking_code": "DMS-TEST-CODE-0003",
+                    "channel": "web",
+                    "category": "lainnya",
+                    "description": "Uraian pengaduan untuk pengujian",
+                    "confidentiality": "public",
+                    "received_at": datetime.now(UTC),
+                },
+                correlation_id=cid,
+            )
+            uow.publish(envelope)
+            ids.append(envelope["event_id"])
+        uow.commit()
+    return ids
+
+
+def unpublished(store):
+    engine, table, _ = store
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).select_from(table).where(table.c.published_at.is_(None))
+        ).scalar_one()
+
+
+def test_events_committed_while_the_broker_is_down_wait_and_are_published_later(
+    store, amqp_uri
+):
+    engine, table, _ = store
+    ids = stage(store, 3)
+    down = OutboxRelay(engine, table, CLOSED_BROKER, "intake")
+    with pytest.raises(Exception):
+        down.publish_batch()
+    assert unpublished(store) == 3
+    assert down.backlog()[0] == 3
+
+    capture = amqp.Capture(amqp_uri, "intake.events")
+    up = OutboxRelay(engine, table, amqp_uri, "intake")
+    assert up.publish_batch() == 3
+    up.stop()
+    up._close()
+    assert unpublished(store) == 0
+    assert sorted(m["event_id"] for m, _ in capture.drain()) == sorted(ids)
+
+
+def test_two_relays_on_postgresql_never_publish_the_same_event(pg_urls, amqp_uri):
+    metadata = MetaData()
+    table = outbox_table(metadata)
+    engine = make_engine(pg_urls["intake"])
+    store = (engine, table, sessionmaker(engine))
+    ids = stage(store, 400)
+    capture = amqp.Capture(amqp_uri, "intake.events")
+    relays = [OutboxRelay(engine, table, amqp_uri, "intake", batch_size=25) for _ in range(2)]
+
+    def drain(relay):
+        total = 0
+        while (n := relay.publish_batch()) > 0:
+            total += n
+        return total
+
+    threads = [eventlet.spawn(drain, r) for r in relays]
+    counts = [t.wait() for t in threads]
+    for r in relays:
+        r._close()
+    engine.dispose()
+    published = [m["event_id"] for m, _ in capture.drain()]
+    assert sum(counts) == 400
+    assert all(c > 0 for c in counts), "both relays took part"
+    assert sorted(published) == sorted(ids)

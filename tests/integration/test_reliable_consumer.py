@@ -1,0 +1,107 @@
+"""The shared event consumer on a real broker: retries with back-off, then parking."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.contracts import build_event
+from shared.nameko_ext import PermanentError, event_consumer
+from support import amqp
+from support.wait import wait_for
+
+CALLS: dict[str, list] = {}
+
+
+def received_event():
+    complaint_id = str(uuid.uuid4())
+    return build_event(
+        "complaint_received",
+        {
+            "complaint_id": complaint_id,
+            "tracking_code": "DMS-TEST-CODE-0002",
+            "channel": "web",
+            "category": "lainnya",
+            "description": "Uraian pengaduan untuk pengujian",
+            "confidentiality": "public",
+            "received_at": datetime.now(UTC),
+        },
+        correlation_id=complaint_id,
+    )
+
+
+class AlwaysFails:
+    name = "always_fails"
+
+    @event_consumer("intake", "complaint_received")
+    def handle(self, event):
+        CALLS.setdefault(self.name, []).append(event.event_id)
+        raise RuntimeError("database exploded")
+
+
+class FailsTwice:
+    name = "fails_twice"
+
+    @event_consumer("intake", "complaint_received")
+    def handle(self, event):
+        calls = CALLS.setdefault(self.name, [])
+        calls.append(event.event_id)
+        if len(calls) <= 2:
+            raise RuntimeError("temporary trouble")
+
+
+class RefusesForGood:
+    name = "refuses"
+
+    @event_consumer("intake", "complaint_received")
+    def handle(self, event):
+        CALLS.setdefault(self.name, []).append(event.event_id)
+        raise PermanentError("this can never work")
+
+
+@pytest.fixture(autouse=True)
+def clear_calls():
+    CALLS.clear()
+
+
+def parked_messages(amqp_uri, queue, expected):
+    got = []
+
+    def enough():
+        got.extend(amqp.get_all(amqp_uri, f"{queue}.dead"))
+        return len(got) >= expected
+
+    wait_for(enough, timeout=15, message=f"{expected} message(s) parked in {queue}.dead")
+    return got
+
+
+def test_a_failing_handler_is_retried_then_parked_with_the_reason(start_service, amqp_uri):
+    start_service(AlwaysFails, EVENT_RETRY_DELAYS_MS=[50, 100])
+    event = received_event()
+    amqp.publish_event(amqp_uri, event)
+    parked = parked_messages(amqp_uri, "always_fails.complaint_received", 1)
+    body, headers = parked[0]
+    assert body["event_id"] == event["event_id"]
+    assert headers["x-dumas-reason"] == "max_attempts_exceeded"
+    assert headers["x-dumas-attempts"] == 3
+    assert "database exploded" in headers["x-dumas-error"]
+    assert CALLS["always_fails"] == [event["event_id"]] * 3
+    assert amqp.queue_depth(amqp_uri, "always_fails.complaint_received") == 0
+
+
+def test_a_handler_that_recovers_handles_the_event_once_and_parks_nothing(
+    start_service, amqp_uri
+):
+    start_service(FailsTwice, EVENT_RETRY_DELAYS_MS=[50, 100, 150])
+    amqp.publish_event(amqp_uri, received_event())
+    wait_for(lambda: len(CALLS.get("fails_twice", [])) == 3, message="third attempt succeeded")
+    wait_for(lambda: amqp.queue_depth(amqp_uri, "fails_twice.complaint_received") == 0)
+    assert amqp.get_all(amqp_uri, "fails_twice.complaint_received.dead") == []
+
+
+def test_a_permanent_error_is_parked_at_once(start_service, amqp_uri):
+    start_service(RefusesForGood, EVENT_RETRY_DELAYS_MS=[50, 100])
+    amqp.publish_event(amqp_uri, received_event())
+    parked = parked_messages(amqp_uri, "refuses.complaint_received", 1)
+    assert parked[0][1]["x-dumas-reason"] == "permanent_error"
+    assert len(CALLS["refuses"]) == 1
