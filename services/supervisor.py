@@ -758,7 +758,10 @@ def cmd_status(env: dict[str, str]) -> int:
         proc = ServiceProcess.from_pid_file(name, env, pid_path, log_path)
         code = proc.health(timeout=2.0)
         all_healthy = all_healthy and code == 200
-        pid = f"pid {proc.pid} alive" if proc.pid is not None else "no pid (not started by 'up')"
+        if proc.pid is not None:
+            pid = f"pid {proc.pid} alive"
+        else:
+            pid = "no pid file (make run?)" if code is not None else "not running"
         _say(f"{name:<{width}}  {pid:<30}  health {code or 'no answer'}  {proc.health_url}")
     return EXIT_OK if all_healthy else EXIT_FAILED
 

@@ -7,11 +7,11 @@ import eventlet
 import pytest
 from sqlalchemy import MetaData, func, pool, select
 from sqlalchemy.orm import sessionmaker
+from support import amqp
 
 from shared.contracts import build_event
 from shared.db import UnitOfWork, make_engine, outbox_table, processed_events_table
 from shared.outbox import OutboxRelay
-from support import amqp
 
 CLOSED_BROKER = "amqp://guest:guest@127.0.0.1:1/"
 

@@ -4,11 +4,11 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from support import amqp
+from support.wait import wait_for
 
 from shared.contracts import build_event
 from shared.nameko_ext import PermanentError, event_consumer
-from support import amqp
-from support.wait import wait_for
 
 CALLS: dict[str, list] = {}
 

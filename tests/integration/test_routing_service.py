@@ -5,12 +5,12 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import create_engine, func, select
+from support import amqp
+from support.wait import wait_for
 
 from services.routing.db import decisions
 from services.routing.service import RoutingService
 from shared.contracts import build_event
-from support import amqp
-from support.wait import wait_for
 
 
 def received(**overrides):
