@@ -32,10 +32,45 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dumas", description="Dumas operations")
     sub = parser.add_subparsers(dest="command", required=True)
     p_migrate = sub.add_parser("migrate", help="create or upgrade databases, seed the registry")
-    p_migrate.add_argument("services", nargs="*", choices=[[], *config.SERVICES], default=[])
+    p_migrate.add_argument(
+        "services", nargs="*", metavar="SERVICE", help=", ".join(config.SERVICES)
+    )
+
+    p_dlq = sub.add_parser("dlq", help="parked (dead-lettered) messages")
+    dlq = p_dlq.add_subparsers(dest="action", required=True)
+    dlq.add_parser("list", help="count parked messages per dead-letter queue")
+    p_show = dlq.add_parser("show", help="inspect parked messages without removing them")
+    p_show.add_argument("queue", help="e.g. routing.complaint_received.dead")
+    p_show.add_argument("--limit", type=int, default=20)
+    p_requeue = dlq.add_parser("requeue", help="send parked messages back to their consumer")
+    p_requeue.add_argument("queue")
+    p_requeue.add_argument("--event-id", help="only this event (default: all)")
+
     args = parser.parse_args(argv)
     if args.command == "migrate":
+        unknown = sorted(set(args.services) - set(config.SERVICES))
+        if unknown:
+            parser.error(f"unknown service(s): {', '.join(unknown)}")
         migrate(args.services or list(config.SERVICES))
+    elif args.command == "dlq":
+        return dead_letters(args)
+    return 0
+
+
+def dead_letters(args) -> int:
+    from shared import deadletters
+
+    uri = config.amqp_uri()
+    if args.action == "list":
+        for queue, count in sorted(deadletters.depths(uri).items()):
+            print(f"{count:6d}  {queue}")
+    elif args.action == "show":
+        for p in deadletters.peek(uri, args.queue, args.limit):
+            print(f"{p.parked_at or '-'}  {p.event_type or '?'} {p.event_id or '?'}  "
+                  f"reason={p.reason} attempts={p.attempts}\n    {p.error}")
+    elif args.action == "requeue":
+        moved = deadletters.requeue(uri, args.queue, args.event_id)
+        print(f"{moved} message(s) sent back to {args.queue.removesuffix('.dead')}")
     return 0
 
 

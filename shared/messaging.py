@@ -22,6 +22,18 @@ QUEUE_HEADER = "x-dumas-queue"
 PARKED_AT_HEADER = "x-dumas-parked-at"
 
 
+# Who consumes what: (consuming service, producing service, event type). One queue each.
+SUBSCRIPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("routing", "intake", "complaint_received"),
+    ("reporting", "intake", "complaint_received"),
+    ("intake", "routing", "complaint_routed"),
+    ("notification", "routing", "complaint_routed"),
+    ("reporting", "routing", "complaint_routed"),
+    ("reporting", "notification", "notification_sent"),
+    ("reporting", "notification", "notification_failed"),
+)
+
+
 def queue_type_arguments() -> dict:
     """`DUMAS_QUEUE_TYPE=quorum` declares quorum queues (clustered production brokers)."""
     queue_type = os.environ.get("DUMAS_QUEUE_TYPE", "classic")

@@ -105,3 +105,38 @@ def test_a_permanent_error_is_parked_at_once(start_service, amqp_uri):
     parked = parked_messages(amqp_uri, "refuses.complaint_received", 1)
     assert parked[0][1]["x-dumas-reason"] == "permanent_error"
     assert len(CALLS["refuses"]) == 1
+
+
+BUG = {"present": True}
+
+
+class FixedLater:
+    name = "fixed_later"
+
+    @event_consumer("intake", "complaint_received")
+    def handle(self, event):
+        if BUG["present"]:
+            raise PermanentError("a bug we will fix")
+        CALLS.setdefault(self.name, []).append(event.event_id)
+
+
+def test_a_parked_message_can_be_inspected_and_requeued_once_the_cause_is_fixed(
+    start_service, amqp_uri
+):
+    from shared import deadletters
+
+    BUG["present"] = True
+    start_service(FixedLater, EVENT_RETRY_DELAYS_MS=[50])
+    event = received_event()
+    amqp.publish_event(amqp_uri, event)
+    dead = "fixed_later.complaint_received.dead"
+    wait_for(lambda: amqp.queue_depth(amqp_uri, dead) == 1)
+
+    seen = deadletters.peek(amqp_uri, dead)
+    assert [(p.event_id, p.reason) for p in seen] == [(event["event_id"], "permanent_error")]
+    assert amqp.queue_depth(amqp_uri, dead) == 1, "peeking leaves the message parked"
+
+    BUG["present"] = False
+    assert deadletters.requeue(amqp_uri, dead) == 1
+    wait_for(lambda: CALLS.get("fixed_later") == [event["event_id"]])
+    assert amqp.queue_depth(amqp_uri, dead) == 0
