@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -428,6 +429,8 @@ class ServiceProcess:
         output="pipe": stdout+stderr on `self.popen.stdout` for the caller to read (`run`).
         The child always gets its own session so a terminal's Ctrl-C reaches only the
         supervisor, which then stops the children in order.
+        die_with_parent (Linux): the child gets SIGTERM when the thread that started it ends,
+        so a killed `run` or test session leaves no service behind.
         """
         if self.is_alive():
             raise SupervisorError(f"{self.name} is already running (pid {self.pid})")
@@ -588,6 +591,39 @@ def ports_in_use(env: Mapping[str, str], services: Iterable[str]) -> list[str]:
         if tcp_reachable(host, port, timeout=0.5):
             busy.append(f"port {port} of {service} is already in use (is 'make run' running?)")
     return busy
+
+
+def _ephemeral_port_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct TCP ports that are free now, for services started a little later.
+
+    Chosen below the kernel's ephemeral range: a port the OS hands out for `bind(0)` is also
+    what outgoing connections use as their source port, and one of those can take it in the
+    seconds before the service binds (seen as rare "Address already in use" in tests).
+    """
+    high = _ephemeral_port_floor()
+    low = max(1024, min(20000, high - 2000))
+    rng = random.SystemRandom()
+    ports: list[int] = []
+    for _ in range(count * 200):
+        if len(ports) == count:
+            return ports
+        port = rng.randrange(low, high)
+        if port in ports:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        ports.append(port)
+    raise SupervisorError(f"no {count} free ports between {low} and {high}")
 
 
 # --------------------------------------------------------------------------- output
