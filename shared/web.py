@@ -50,7 +50,12 @@ def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES):
             413, "payload_too_large",
             f"Data yang dikirim terlalu besar (maksimal {max_bytes // 1024} KiB).",
         )
-    raw = request.stream.read(max_bytes + 1)
+    if length is None:
+        # Chunked upload: Werkzeug hides the body unless the server marks the input as
+        # terminated; eventlet's input decodes chunks and ends cleanly, so read it directly.
+        raw = request.environ["wsgi.input"].read(max_bytes + 1)
+    else:
+        raw = request.stream.read(max_bytes + 1)
     if len(raw) > max_bytes:
         raise HttpError(
             413, "payload_too_large",

@@ -109,4 +109,4 @@ class IntakeService:
 
 
 def _channel_label(channel) -> str:
-    return channel if channel in CHANNELS else "unknown"
+    return channel if isinstance(channel, str) and channel in CHANNELS else "unknown"

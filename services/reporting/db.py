@@ -36,6 +36,7 @@ complaints = Table(
     Column("rule", String(64)),
     Column("received_at", UTCDateTime),
     Column("routed_at", UTCDateTime),
+    Column("last_routed_at", UTCDateTime),
     Column("due_at", UTCDateTime),
     Column("unit_notified_at", UTCDateTime),
     Column("complainant_notified_at", UTCDateTime),

@@ -51,11 +51,17 @@ def project(current: Mapping[str, Any] | None, event_type: str, data: Mapping[st
     elif event_type == "complaint_routed":
         for key in ("tracking_code", "channel", "category", "kecamatan_code", "confidentiality"):
             row[key] = _first(row.get(key), data.get(key))
-        # A re-route replaces the unit; the first routing time is kept.
-        row["unit_code"] = data["unit_code"]
-        row["rule"] = data["rule"]
-        row["routed_at"] = _first(row.get("routed_at"), data["routed_at"])
-        row["due_at"] = data["due_at"]
+        # The latest routing decides the unit, whatever order the events arrive in;
+        # `routed_at` keeps the earliest routing (time to first assignment).
+        routed_at = data["routed_at"]
+        latest = row.get("last_routed_at")
+        if latest is None or routed_at >= latest:
+            row["unit_code"] = data["unit_code"]
+            row["rule"] = data["rule"]
+            row["due_at"] = data["due_at"]
+            row["last_routed_at"] = routed_at
+        first = row.get("routed_at")
+        row["routed_at"] = routed_at if first is None else min(first, routed_at)
     elif event_type == "notification_sent":
         row["notifications_sent"] += 1
         stamp = "unit_notified_at" if data["audience"] == "unit" else "complainant_notified_at"

@@ -30,6 +30,7 @@ def upgrade() -> None:
     sa.Column('rule', sa.String(length=64), nullable=True),
     sa.Column('received_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('routed_at', shared.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_routed_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('due_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('unit_notified_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('complainant_notified_at', shared.db.UTCDateTime(timezone=True), nullable=True),

@@ -1,0 +1,209 @@
+"""reporting on real RabbitMQ and PostgreSQL: every event recorded once, order-tolerant
+statistics, rebuilds that agree with the live projection, dead letters."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import sessionmaker
+from support import amqp
+from support.wait import wait_for
+
+from services.reporting.db import events
+from services.reporting.handlers import rebuild
+from services.reporting.service import ReportingService
+from shared.contracts import build_event
+from shared.db import UnitOfWork
+
+T0 = datetime(2025, 3, 3, 1, 0, tzinfo=UTC)
+HANDLED_TYPES = ("complaint_received", "complaint_routed", "notification_sent")
+UNITS = {
+    "kua-merigi": ("KUA Kecamatan Merigi", "kua", "pilot", "kua_kecamatan"),
+    "kankemenag-kepahiang": ("Kantor Kementerian Agama Kabupaten Kepahiang", "desk", "live",
+                             "integritas"),
+}
+
+
+class Complaint:
+    """Events of one complaint, built as its producers would build them."""
+
+    def __init__(self, channel, category, minutes=0):
+        self.id = str(uuid.uuid4())
+        self.code = f"DMS-TEST-{self.id[:4].upper()}-0001"
+        self.channel = channel
+        self.category = category
+        self.at = T0 + timedelta(minutes=minutes)
+
+    def received(self):
+        return build_event(
+            "complaint_received",
+            {
+                "complaint_id": self.id,
+                "tracking_code": self.code,
+                "channel": self.channel,
+                "category": self.category,
+                "description": "Uraian pengaduan untuk pengujian statistik",
+                "kecamatan_code": "17.08.05",
+                "confidentiality": "public",
+                "contact_channels": ["email"],
+                "received_at": self.at,
+            },
+            correlation_id=self.id,
+            occurred_at=self.at,
+        )
+
+    def routed(self, unit_code):
+        name, unit_type, stage, rule = UNITS[unit_code]
+        at = self.at + timedelta(seconds=30)
+        return build_event(
+            "complaint_routed",
+            {
+                "complaint_id": self.id,
+                "tracking_code": self.code,
+                "unit_code": unit_code,
+                "unit_name": name,
+                "unit_type": unit_type,
+                "stage": stage,
+                "rule": rule,
+                "reason": "Aturan pengujian",
+                "category": self.category,
+                "channel": self.channel,
+                "confidentiality": "public",
+                "contact_channels": ["email"],
+                "kecamatan_code": "17.08.05",
+                "routed_at": at,
+                "due_at": at + timedelta(days=5),
+            },
+            correlation_id=self.id,
+            occurred_at=at,
+        )
+
+    def sent(self, routed_event, audience):
+        at = self.at + timedelta(minutes=1)
+        return build_event(
+            "notification_sent",
+            {
+                "complaint_id": self.id,
+                "delivery_id": str(uuid.uuid4()),
+                "cause_event_id": routed_event["event_id"],
+                "audience": audience,
+                "channel": "email",
+                "provider": "file",
+                "template": "complaint_routed",
+                "sent_at": at,
+            },
+            correlation_id=self.id,
+            occurred_at=at,
+        )
+
+
+@pytest.fixture
+def reporting(start_service):
+    return start_service(ReportingService, EVENT_RETRY_DELAYS_MS=[50, 100])
+
+
+def handled_total():
+    """Events reporting has handled successfully (this process, all tests)."""
+    return sum(
+        REGISTRY.get_sample_value(
+            "dumas_event_handler_duration_seconds_count",
+            {"service": "reporting", "event_type": t, "outcome": "ok"},
+        ) or 0.0
+        for t in HANDLED_TYPES
+    )
+
+
+def stored_event_ids(url):
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        ids = conn.execute(select(events.c.event_id)).scalars().all()
+    engine.dispose()
+    return ids
+
+
+def unit_of_work_factory(url):
+    engine = create_engine(url)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    return engine, lambda: UnitOfWork(factory, None, None)
+
+
+def test_statistics_count_each_complaint_once_whatever_the_order_and_copies(
+    reporting, amqp_uri, pg_urls
+):
+    url = pg_urls["reporting"]
+    before = handled_total()
+    published = []
+
+    def publish(event, copies=1):
+        for _ in range(copies):
+            amqp.publish_event(amqp_uri, event)
+            published.append(event["event_id"])
+
+    # A: everything once, in order.
+    a = Complaint("web", "nikah_rujuk", minutes=0)
+    a_routed = a.routed("kua-merigi")
+    publish(a.received())
+    publish(a_routed)
+    publish(a.sent(a_routed, "unit"))
+    publish(a.sent(a_routed, "complainant"))
+    # B: routed (and notified) before its complaint_received is seen.
+    b = Complaint("qr", "integritas", minutes=1)
+    b_routed = b.routed("kankemenag-kepahiang")
+    publish(b_routed)
+    publish(b.sent(b_routed, "unit"))
+    wait_for(lambda: b_routed["event_id"] in stored_event_ids(url), message="B routed first")
+    publish(b.received())
+    # C: received three times, never routed.
+    c = Complaint("ptsp", "lainnya", minutes=2)
+    publish(c.received(), copies=3)
+    # D: every event delivered twice.
+    d = Complaint("whatsapp", "wakaf", minutes=3)
+    d_routed = d.routed("kua-merigi")
+    publish(d.received(), copies=2)
+    publish(d_routed, copies=2)
+    publish(d.sent(d_routed, "unit"), copies=2)
+
+    wait_for(lambda: handled_total() - before >= len(published), timeout=20,
+             message=f"{len(published)} messages handled")
+
+    assert sorted(stored_event_ids(url)) == sorted(set(published))
+    assert len(set(published)) == 11
+    stats = reporting.get("/api/v1/stats").json()
+    assert stats == {
+        "total": 4,
+        "by_status": {"received": 1, "routed": 3},
+        "by_unit": {"kankemenag-kepahiang": 1, "kua-merigi": 2, "unrouted": 1},
+        "by_channel": {"ptsp": 1, "qr": 1, "web": 1, "whatsapp": 1},
+        "by_category": {"integritas": 1, "lainnya": 1, "nikah_rujuk": 1, "wakaf": 1},
+        "notifications": {"sent": 4, "failed": 0},
+    }
+
+    engine, uow_factory = unit_of_work_factory(url)
+    try:
+        replayed = rebuild(uow_factory)
+    finally:
+        engine.dispose()
+
+    assert replayed == 11
+    assert reporting.get("/api/v1/stats").json() == stats
+
+
+def test_a_malformed_event_is_parked_and_counts_for_nothing(reporting, amqp_uri):
+    leaky = Complaint("web", "lainnya").received()
+    leaky["data"]["email"] = "siti.aminah@contoh.id"  # personal data has no place in an event
+
+    amqp.publish_event(amqp_uri, leaky)
+
+    parked = []
+
+    def one_parked():
+        parked.extend(amqp.get_all(amqp_uri, "reporting.complaint_received.dead"))
+        return parked
+
+    body, headers = wait_for(one_parked, message="the malformed event parked")[0]
+    assert body["event_id"] == leaky["event_id"]
+    assert headers["x-dumas-reason"] == "invalid_data"
+    assert headers["x-dumas-queue"] == "reporting.complaint_received"
+    assert reporting.get("/api/v1/stats").json()["total"] == 0
