@@ -46,6 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     p_requeue.add_argument("queue")
     p_requeue.add_argument("--event-id", help="only this event (default: all)")
 
+    p_acc = sub.add_parser("accounts", help="the account store (staff, desk, auditors)")
+    acc = p_acc.add_subparsers(dest="action", required=True)
+    p_add = acc.add_parser("add", help="create an account (password read from stdin or prompt)")
+    p_add.add_argument("username")
+    p_add.add_argument("--name", required=True, help="display name")
+    p_add.add_argument("--role", required=True, help="ptsp_officer, unit_operator, unit_head, "
+                       "desk_admin or auditor")
+    p_add.add_argument("--unit", help="unit code (unit_operator and unit_head)")
+
     args = parser.parse_args(argv)
     if args.command == "migrate":
         unknown = sorted(set(args.services) - set(config.SERVICES))
@@ -54,6 +63,26 @@ def main(argv: list[str] | None = None) -> int:
         migrate(args.services or list(config.SERVICES))
     elif args.command == "dlq":
         return dead_letters(args)
+    elif args.command == "accounts":
+        return account_command(args)
+    return 0
+
+
+def account_command(args) -> int:
+    import getpass
+
+    from services.routing.accounts import AccountError
+    from services.routing.commands import add_account
+
+    password = (getpass.getpass("Password: ") if sys.stdin.isatty()
+                else sys.stdin.readline().rstrip("\n"))
+    try:
+        add_account(config.database_url("routing"), args.username, args.name, args.role,
+                    password, args.unit)
+    except AccountError as exc:
+        print(f"dumas accounts: {exc}", file=sys.stderr)
+        return 2
+    print(f"account {args.username} ({args.role}) created")
     return 0
 
 

@@ -1,7 +1,7 @@
 """routing's tables: the unit registry (seeded from data/units.yaml), one routing decision per
 complaint, the stage-change audit, plus the shared outbox and processed-event tables."""
 
-from sqlalchemy import JSON, Column, Index, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, Index, Integer, MetaData, String, Table, Text
 
 from shared.db import BigId, UTCDateTime, outbox_table, processed_events_table
 
@@ -51,6 +51,21 @@ decisions = Table(
     Column("decided_at", UTCDateTime, nullable=False),
     Column("due_at", UTCDateTime, nullable=False),
     Index("ix_decisions_unit", "unit_code", "decided_at"),
+)
+
+# The one account store of Dumas (PTSP officers, unit staff, the desk, auditors).
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("display_name", String(120), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("unit_code", String(64)),
+    Column("password_hash", String(200), nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 outbox = outbox_table(metadata)

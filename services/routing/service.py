@@ -3,7 +3,7 @@
 from nameko.rpc import rpc
 from nameko.web.handlers import http
 
-from services.routing import handlers
+from services.routing import accounts, handlers
 from services.routing.db import metadata
 from services.routing.metrics import ROUTED
 from services.routing.registry_cache import RegistryCache
@@ -41,6 +41,14 @@ class RoutingService:
             if unit.head is None
             else {"email": unit.head.email, "whatsapp": unit.head.whatsapp},
         }
+
+    @rpc
+    def authenticate(self, username, password):
+        """Check a person's credentials (any service's sign-in page calls this)."""
+        with self.db.session() as session:
+            result = accounts.authenticate(session, username, password)
+            session.commit()
+        return result
 
     @http("GET", "/api/v1/units")
     @endpoint(NAME, "/api/v1/units")
