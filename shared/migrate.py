@@ -17,7 +17,8 @@ def alembic_config(script_location: Path, url: str) -> Config:
     return cfg
 
 
-def upgrade(script_location: Path, url: str, revision: str = "head") -> None:
+def upgrade(script_location: Path, url: str, revision: str = "heads") -> None:
+    # "heads": branches made by parallel work (each off the same parent) all apply.
     command.upgrade(alembic_config(script_location, url), revision)
 
 

@@ -3,6 +3,7 @@ request-size limits, health and metrics. Domain errors are mapped to status code
 
 import json
 import logging
+import os
 import time
 from functools import wraps
 
@@ -48,8 +49,6 @@ def html_response(html: str, status: int = 200, headers: dict | None = None) -> 
 
 def secure_cookies() -> bool:
     """Mark cookies Secure when served behind TLS (DUMAS_SECURE_COOKIES=1 in production)."""
-    import os
-
     return os.environ.get("DUMAS_SECURE_COOKIES", "0") == "1"
 
 

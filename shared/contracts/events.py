@@ -12,6 +12,7 @@ _uuid = fields.UUID
 _code = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _kecamatan = validate.Regexp(r"^\d{2}\.\d{2}\.\d{2}$")
 _desa = validate.Regexp(r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")
+_stage = validate.OneOf(("off", "shadow", "pilot", "live"))
 
 
 class ComplaintReceivedV1(Schema):
@@ -92,12 +93,123 @@ class NotificationFailedV1(Schema):
     failed_at = fields.AwareDateTime(required=True)
 
 
+class _UnitAction(Schema):
+    """Common fields of what a unit does with a complaint (routing -> everyone)."""
+
+    complaint_id = _uuid(required=True)
+    tracking_code = fields.String(required=True, validate=validate.Length(4, 32))
+    unit_code = fields.String(required=True, validate=_code)
+    # The role that acted (unit_operator, unit_head, desk_admin); never a person's name.
+    actor_role = fields.String(required=True, validate=validate.Length(1, 32))
+    at = fields.AwareDateTime(required=True)
+
+
+class ComplaintAcknowledgedV1(_UnitAction):
+    """The unit has seen the complaint and is handling it."""
+
+
+class ComplaintInfoRequestedV1(_UnitAction):
+    """The unit asks the complainant for more information."""
+
+    question = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
+class ComplaintRespondedV1(_UnitAction):
+    """The unit answered; `response` is the public answer shown to the complainant."""
+
+    response = fields.String(required=True, validate=validate.Length(1, 4000))
+
+
+class ComplaintResolvedV1(_UnitAction):
+    """The unit considers the complaint resolved."""
+
+    resolution = fields.String(required=True, validate=validate.Length(1, 4000))
+
+
+class ComplaintClosedV1(_UnitAction):
+    """Closed for good (resolved and not reopened, withdrawn, duplicate, ...)."""
+
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
+class ComplaintReturnedV1(_UnitAction):
+    """The unit says the complaint is not theirs; routing re-routes it (a new complaint_routed)."""
+
+    reason = fields.String(required=True, validate=validate.Length(1, 1000))
+
+
+class SlaWarningV1(Schema):
+    """A complaint's response is due soon (routing's SLA clock)."""
+
+    complaint_id = _uuid(required=True)
+    tracking_code = fields.String(required=True, validate=validate.Length(4, 32))
+    unit_code = fields.String(required=True, validate=_code)
+    due_at = fields.AwareDateTime(required=True)
+    at = fields.AwareDateTime(required=True)
+
+
+class SlaBreachedV1(SlaWarningV1):
+    """A complaint's response is overdue; escalated to the unit head and the desk."""
+
+
+class UnitStageChangedV1(Schema):
+    """A unit's rollout stage changed (correlation id: the unit code)."""
+
+    unit_code = fields.String(required=True, validate=_code)
+    old_stage = fields.String(load_default=None, allow_none=True, validate=_stage)
+    new_stage = fields.String(required=True, validate=_stage)
+    changed_by = fields.String(required=True, validate=validate.Length(1, 64))
+    reason = fields.String(load_default="", validate=validate.Length(0, 500))
+    at = fields.AwareDateTime(required=True)
+
+
+class ComplaintInfoAddedV1(Schema):
+    """intake: the complainant added information (answer to a question, WhatsApp follow-up)."""
+
+    complaint_id = _uuid(required=True)
+    tracking_code = fields.String(required=True, validate=validate.Length(4, 32))
+    channel = fields.String(required=True, validate=validate.OneOf(tuple(CHANNELS)))
+    text = fields.String(required=True, validate=validate.Length(1, 4000))
+    at = fields.AwareDateTime(required=True)
+
+
+class ComplaintRatedV1(Schema):
+    """intake: the complainant rated the handling (1..5)."""
+
+    complaint_id = _uuid(required=True)
+    tracking_code = fields.String(required=True, validate=validate.Length(4, 32))
+    rating = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
+    comment = fields.String(load_default="", validate=validate.Length(0, 1000))
+    at = fields.AwareDateTime(required=True)
+
+
+class ComplaintReopenedV1(Schema):
+    """intake: the complainant is not satisfied and reopens the complaint."""
+
+    complaint_id = _uuid(required=True)
+    tracking_code = fields.String(required=True, validate=validate.Length(4, 32))
+    reason = fields.String(required=True, validate=validate.Length(1, 2000))
+    at = fields.AwareDateTime(required=True)
+
+
 # (event_type, version) -> schema. Add a new version here with an upcaster in envelope.py.
 SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("complaint_received", 1): ComplaintReceivedV1,
     ("complaint_routed", 1): ComplaintRoutedV1,
     ("notification_sent", 1): NotificationSentV1,
     ("notification_failed", 1): NotificationFailedV1,
+    ("complaint_acknowledged", 1): ComplaintAcknowledgedV1,
+    ("complaint_info_requested", 1): ComplaintInfoRequestedV1,
+    ("complaint_responded", 1): ComplaintRespondedV1,
+    ("complaint_resolved", 1): ComplaintResolvedV1,
+    ("complaint_closed", 1): ComplaintClosedV1,
+    ("complaint_returned", 1): ComplaintReturnedV1,
+    ("sla_warning", 1): SlaWarningV1,
+    ("sla_breached", 1): SlaBreachedV1,
+    ("unit_stage_changed", 1): UnitStageChangedV1,
+    ("complaint_info_added", 1): ComplaintInfoAddedV1,
+    ("complaint_rated", 1): ComplaintRatedV1,
+    ("complaint_reopened", 1): ComplaintReopenedV1,
 }
 
 # Which service publishes each event type; the exchange is "<producer>.events".
@@ -106,4 +218,16 @@ PRODUCERS: dict[str, str] = {
     "complaint_routed": "routing",
     "notification_sent": "notification",
     "notification_failed": "notification",
+    "complaint_acknowledged": "routing",
+    "complaint_info_requested": "routing",
+    "complaint_responded": "routing",
+    "complaint_resolved": "routing",
+    "complaint_closed": "routing",
+    "complaint_returned": "routing",
+    "sla_warning": "routing",
+    "sla_breached": "routing",
+    "unit_stage_changed": "routing",
+    "complaint_info_added": "intake",
+    "complaint_rated": "intake",
+    "complaint_reopened": "intake",
 }

@@ -73,6 +73,33 @@ def sample_data(event_type: str) -> dict:
             "failed_at": AT,
         },
     }
+    action = {
+        "complaint_id": COMPLAINT_ID,
+        "tracking_code": "DMS-7KQ4-MX9T-2BH3",
+        "unit_code": "mtsn-2-kepahiang",
+        "actor_role": "unit_operator",
+        "at": AT,
+    }
+    samples.update(
+        complaint_acknowledged=action,
+        complaint_info_requested={**action, "question": "Kapan ijazah diminta?"},
+        complaint_responded={**action, "response": "Ijazah dapat diambil hari Senin."},
+        complaint_resolved={**action, "resolution": "Ijazah sudah diserahkan."},
+        complaint_closed={**action, "reason": "Selesai"},
+        complaint_returned={**action, "reason": "Bukan wewenang madrasah ini"},
+        sla_warning={"complaint_id": COMPLAINT_ID, "tracking_code": "DMS-7KQ4-MX9T-2BH3",
+                     "unit_code": "kua-merigi", "due_at": AT, "at": AT},
+        sla_breached={"complaint_id": COMPLAINT_ID, "tracking_code": "DMS-7KQ4-MX9T-2BH3",
+                      "unit_code": "kua-merigi", "due_at": AT, "at": AT},
+        unit_stage_changed={"unit_code": "kua-merigi", "old_stage": "off", "new_stage": "pilot",
+                            "changed_by": "admin", "reason": "uji coba", "at": AT},
+        complaint_info_added={"complaint_id": COMPLAINT_ID, "tracking_code": "DMS-7KQ4-MX9T-2BH3",
+                              "channel": "whatsapp", "text": "Foto menyusul", "at": AT},
+        complaint_rated={"complaint_id": COMPLAINT_ID, "tracking_code": "DMS-7KQ4-MX9T-2BH3",
+                         "rating": 4, "comment": "Cepat", "at": AT},
+        complaint_reopened={"complaint_id": COMPLAINT_ID, "tracking_code": "DMS-7KQ4-MX9T-2BH3",
+                            "reason": "Belum selesai", "at": AT},
+    )
     return samples[event_type]
 
 
@@ -93,9 +120,10 @@ def reason_for(body) -> str:
 # -- round trip ---------------------------------------------------------------------------------
 
 
-def test_every_event_type_has_a_sample_here():
-    assert EVENT_TYPES == ["complaint_received", "complaint_routed", "notification_failed",
-                           "notification_sent"]
+def test_every_event_type_has_a_sample_and_a_producer():
+    for event_type in EVENT_TYPES:
+        assert sample_data(event_type)
+        assert PRODUCERS[event_type] in ("intake", "routing", "notification", "reporting")
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
