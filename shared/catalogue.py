@@ -96,7 +96,8 @@ CONFIDENTIALITY: dict[str, str] = {
 STATUSES: dict[str, str] = {
     "received": "Diterima",
     "routed": "Diteruskan ke unit",
-    "acknowledged": "Sedang ditangani",
+    "acknowledged": "Diterima unit",
+    "in_progress": "Sedang ditangani",
     "info_requested": "Menunggu informasi tambahan",
     "responded": "Sudah dijawab",
     "resolved": "Selesai",

@@ -6,7 +6,7 @@ says which kinds of contact exist, and notification asks intake for the contact 
 
 from marshmallow import Schema, fields, validate
 
-from shared.catalogue import CATEGORY_CODES, CHANNELS, CONFIDENTIALITY, CONTACT_KINDS
+from shared.catalogue import CATEGORY_CODES, CHANNELS, CONFIDENTIALITY, CONTACT_KINDS, STATUSES
 
 _uuid = fields.UUID
 _code = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -64,6 +64,10 @@ class ComplaintRoutedV1(Schema):
     summary = fields.String(load_default="", validate=validate.Length(0, 280))
     routed_at = fields.AwareDateTime(required=True)
     due_at = fields.AwareDateTime(required=True)
+    # Lifecycle position: consumers keep the status of the highest `seq` seen per complaint, so
+    # reordered or redelivered events never move a complaint backwards (see _UnitAction).
+    status = fields.String(load_default="routed", validate=validate.OneOf(tuple(STATUSES)))
+    seq = fields.Integer(load_default=1, strict=True, validate=validate.Range(1))
 
 
 class NotificationSentV1(Schema):
@@ -94,13 +98,20 @@ class NotificationFailedV1(Schema):
 
 
 class _UnitAction(Schema):
-    """Common fields of what a unit does with a complaint (routing -> everyone)."""
+    """Common fields of what a unit does with a complaint (routing -> everyone).
+
+    routing owns the lifecycle: each transition it publishes carries the resulting `status` and
+    a per-complaint sequence number `seq` (complaint_routed is seq 1); consumers apply an event
+    only if its seq is higher than the last one they applied.
+    """
 
     complaint_id = _uuid(required=True)
     tracking_code = fields.String(required=True, validate=validate.Length(4, 32))
     unit_code = fields.String(required=True, validate=_code)
-    # The role that acted (unit_operator, unit_head, desk_admin); never a person's name.
+    # The role that acted (unit_operator, unit_head, desk_admin, system); never a person's name.
     actor_role = fields.String(required=True, validate=validate.Length(1, 32))
+    status = fields.String(required=True, validate=validate.OneOf(tuple(STATUSES)))
+    seq = fields.Integer(required=True, strict=True, validate=validate.Range(1))
     at = fields.AwareDateTime(required=True)
 
 
@@ -204,8 +215,8 @@ SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("complaint_resolved", 1): ComplaintResolvedV1,
     ("complaint_closed", 1): ComplaintClosedV1,
     ("complaint_returned", 1): ComplaintReturnedV1,
-    ("sla_warning", 1): SlaWarningV1,
-    ("sla_breached", 1): SlaBreachedV1,
+    ("complaint_sla_warning", 1): SlaWarningV1,
+    ("complaint_sla_breached", 1): SlaBreachedV1,
     ("unit_stage_changed", 1): UnitStageChangedV1,
     ("complaint_info_added", 1): ComplaintInfoAddedV1,
     ("complaint_rated", 1): ComplaintRatedV1,
@@ -224,8 +235,8 @@ PRODUCERS: dict[str, str] = {
     "complaint_resolved": "routing",
     "complaint_closed": "routing",
     "complaint_returned": "routing",
-    "sla_warning": "routing",
-    "sla_breached": "routing",
+    "complaint_sla_warning": "routing",
+    "complaint_sla_breached": "routing",
     "unit_stage_changed": "routing",
     "complaint_info_added": "intake",
     "complaint_rated": "intake",

@@ -50,6 +50,8 @@ def sample_data(event_type: str) -> dict:
             "summary": "Ijazah belum diberikan",
             "routed_at": AT,
             "due_at": AT + timedelta(days=5),
+            "status": "routed",
+            "seq": 1,
         },
         "notification_sent": {
             "complaint_id": COMPLAINT_ID,
@@ -78,6 +80,8 @@ def sample_data(event_type: str) -> dict:
         "tracking_code": "DMS-7KQ4-MX9T-2BH3",
         "unit_code": "mtsn-2-kepahiang",
         "actor_role": "unit_operator",
+        "status": "acknowledged",
+        "seq": 2,
         "at": AT,
     }
     samples.update(
@@ -87,9 +91,9 @@ def sample_data(event_type: str) -> dict:
         complaint_resolved={**action, "resolution": "Ijazah sudah diserahkan."},
         complaint_closed={**action, "reason": "Selesai"},
         complaint_returned={**action, "reason": "Bukan wewenang madrasah ini"},
-        sla_warning={"complaint_id": COMPLAINT_ID, "tracking_code": "DMS-7KQ4-MX9T-2BH3",
+        complaint_sla_warning={"complaint_id": COMPLAINT_ID, "tracking_code": "DMS-7KQ4-MX9T-2BH3",
                      "unit_code": "kua-merigi", "due_at": AT, "at": AT},
-        sla_breached={"complaint_id": COMPLAINT_ID, "tracking_code": "DMS-7KQ4-MX9T-2BH3",
+        complaint_sla_breached={"complaint_id": COMPLAINT_ID, "tracking_code": "DMS-7KQ4-MX9T-2BH3",
                       "unit_code": "kua-merigi", "due_at": AT, "at": AT},
         unit_stage_changed={"unit_code": "kua-merigi", "old_stage": "off", "new_stage": "pilot",
                             "changed_by": "admin", "reason": "uji coba", "at": AT},
