@@ -54,6 +54,21 @@ test-e2e: venv ## End-to-end tests (the four services as processes)
 lint: venv ## ruff check
 	$(VENV)/bin/ruff check services shared tests
 
+.PHONY: bench
+BENCH_ARGS ?=
+bench: venv ## Benchmark the whole flow on PostgreSQL (bounded: <= 15 min); BENCH_ARGS=--quick
+	timeout --signal=TERM --kill-after=30 900 $(PY) -m bench.run $(BENCH_ARGS)
+
+.PHONY: audit
+# Known vulnerabilities in what `make venv` installed from requirements*.txt (pip-audit, PyPI
+# advisory data). AUDIT_ARGS=--strict also fails when a package could not be checked; ignored
+# advisories (each justified in docs/security.md) go in AUDIT_IGNORE as --ignore-vuln ID.
+AUDIT_IGNORE ?=
+AUDIT_ARGS ?=
+audit: venv ## Audit the installed dependencies for known vulnerabilities (pip-audit; network)
+	$(VENV)/bin/pip-audit --local --skip-editable --vulnerability-service pypi \
+		--progress-spinner off $(AUDIT_IGNORE) $(AUDIT_ARGS)
+
 clean: ## Stop services started by `make up`, remove var/ and caches
 	@if [ -x $(PY) ]; then $(PY) -m services.supervisor down; fi
 	rm -rf var .pytest_cache .ruff_cache build *.egg-info test-artifacts

@@ -2,6 +2,9 @@
 
     dumas migrate [SERVICE ...]   create or upgrade the databases (and seed the unit registry)
     dumas dlq list|show|requeue   inspect and re-queue parked (dead-lettered) messages
+    dumas deliveries list|show|retry   notifications that failed for good, sent again
+    dumas reporting rebuild       replay every stored event into reporting's read model
+    dumas reporting monthly --month 2026-11 --out FILE.pdf   "Laporan Bulanan Dumas"
 """
 
 import argparse
@@ -46,6 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     p_requeue.add_argument("queue")
     p_requeue.add_argument("--event-id", help="only this event (default: all)")
 
+    p_del = sub.add_parser("deliveries", help="notification deliveries (parked = failed)")
+    dels = p_del.add_subparsers(dest="action", required=True)
+    p_dlist = dels.add_parser("list", help="counts per status and the latest deliveries")
+    p_dlist.add_argument("--status", default="failed",
+                         help="failed (default), pending or sent")
+    p_dlist.add_argument("--limit", type=int, default=50)
+    p_dshow = dels.add_parser("show", help="everything recorded about one delivery")
+    p_dshow.add_argument("delivery_id")
+    p_dretry = dels.add_parser("retry", help="send failed deliveries again (sweep picks them up)")
+    p_dretry.add_argument("delivery_ids", nargs="*", metavar="DELIVERY_ID")
+    p_dretry.add_argument("--all", action="store_true", help="every failed delivery")
+
     p_acc = sub.add_parser("accounts", help="the account store (staff, desk, auditors)")
     acc = p_acc.add_subparsers(dest="action", required=True)
     p_add = acc.add_parser("add", help="create an account (password read from stdin or prompt)")
@@ -54,6 +69,30 @@ def main(argv: list[str] | None = None) -> int:
     p_add.add_argument("--role", required=True, help="ptsp_officer, unit_operator, unit_head, "
                        "desk_admin or auditor")
     p_add.add_argument("--unit", help="unit code (unit_operator and unit_head)")
+    p_disable = acc.add_parser("disable", help="disable an account (it can no longer sign in)")
+    p_disable.add_argument("username")
+
+    p_units = sub.add_parser("units", help="rollout of the units (routing)")
+    units_sub = p_units.add_subparsers(dest="action", required=True)
+    p_stage = units_sub.add_parser("stage", help="change a unit's rollout stage (audited)")
+    p_stage.add_argument("unit", help="unit code, e.g. kua-ujan-mas")
+    p_stage.add_argument("stage", help="off, shadow, pilot or live")
+    p_stage.add_argument("--by", required=True, help="who decided (recorded in the audit trail)")
+    p_stage.add_argument("--reason", default="", help="why (recorded in the audit trail)")
+    p_sim = units_sub.add_parser(
+        "simulate", help="replay a period's complaints through proposed stages")
+    p_sim.add_argument("--from", dest="since", required=True, help="YYYY-MM-DD (inclusive)")
+    p_sim.add_argument("--to", dest="until", required=True, help="YYYY-MM-DD (exclusive)")
+    p_sim.add_argument("--stage", action="append", default=[], metavar="UNIT=STAGE",
+                       help="a proposed stage (repeatable)")
+
+    p_rep = sub.add_parser("reporting", help="reporting read model and monthly recap")
+    rep = p_rep.add_subparsers(dest="action", required=True)
+    rep.add_parser("rebuild", help="rebuild the projections from the stored events")
+    p_month = rep.add_parser("monthly", help="write the monthly recap (PDF)")
+    p_month.add_argument("--month", required=True, help="YYYY-MM, e.g. 2026-11")
+    p_month.add_argument("--out", required=True, type=Path, help="PDF file to write")
+    p_month.add_argument("--unit", help="only this unit (default: all units)")
 
     args = parser.parse_args(argv)
     if args.command == "migrate":
@@ -65,14 +104,105 @@ def main(argv: list[str] | None = None) -> int:
         return dead_letters(args)
     elif args.command == "accounts":
         return account_command(args)
+    elif args.command == "units":
+        return units_command(args)
+    elif args.command == "reporting":
+        return reporting_command(args)
+    elif args.command == "deliveries":
+        if args.action == "retry" and not (args.delivery_ids or args.all):
+            parser.error("deliveries retry: give delivery ids or --all")
+        return delivery_command(args)
     return 0
+
+
+def delivery_command(args) -> int:
+    from services.notification import commands
+
+    url = config.database_url("notification")
+    if args.action == "list":
+        counts, rows = commands.list_deliveries(url, args.status, args.limit)
+        print("  ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no deliveries")
+        for r in rows:
+            print(f"{r['id']}  {r['created_at']:%Y-%m-%d %H:%M}  {r['template']:<28} "
+                  f"{r['audience']}/{r['channel']:<8} attempts={r['attempts']} "
+                  f"{r['provider'] or '-'}  {(r['last_error'] or '')[:80]}")
+    elif args.action == "show":
+        row = commands.show_delivery(url, args.delivery_id)
+        if row is None:
+            print(f"dumas deliveries: no delivery {args.delivery_id}", file=sys.stderr)
+            return 1
+        for key in commands.COLUMNS:
+            print(f"{key:>20}: {row[key] if row[key] is not None else '-'}")
+        print(f"{'context':>20}: {row['context']}")
+    elif args.action == "retry":
+        moved = commands.retry_deliveries(url, None if args.all else args.delivery_ids)
+        print(f"{moved} delivery(ies) set back to pending; the notification service sends "
+              "them within seconds")
+    return 0
+
+
+def reporting_command(args) -> int:
+    import re
+
+    from services.reporting import commands
+
+    url = config.database_url("reporting")
+    if args.action == "rebuild":
+        print(f"reporting: {commands.rebuild(url)} events replayed")
+    elif args.action == "monthly":
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
+            print("dumas reporting: --month must be YYYY-MM", file=sys.stderr)
+            return 2
+        stats = commands.monthly(url, args.month, args.out, args.unit)
+        print(f"{args.out}: Laporan Bulanan Dumas {args.month}, {stats['total']} complaints")
+    return 0
+
+
+def units_command(args) -> int:
+    from datetime import datetime
+
+    from services.routing import commands
+    from services.routing.domain.sla import WIB
+    from services.routing.rollout import StageError
+
+    url = config.database_url("routing")
+    try:
+        if args.action == "stage":
+            result = commands.change_stage(url, args.unit, args.stage, args.by, args.reason)
+            if result["changed"]:
+                print(f"{args.unit}: {result['old_stage']} -> {result['new_stage']}")
+            else:
+                print(f"{args.unit}: already {result['new_stage']}")
+            return 0
+        proposal = {}
+        for item in args.stage:
+            unit, _, stage = item.partition("=")
+            if not stage:
+                print(f"dumas units simulate: expected UNIT=STAGE, got {item!r}",
+                      file=sys.stderr)
+                return 2
+            proposal[unit.strip()] = stage.strip()
+        since = datetime.strptime(args.since, "%Y-%m-%d").replace(tzinfo=WIB)
+        until = datetime.strptime(args.until, "%Y-%m-%d").replace(tzinfo=WIB)
+        print(commands.simulate(url, proposal, since, until))
+        return 0
+    except (StageError, ValueError) as exc:
+        print(f"dumas units {args.action}: {exc}", file=sys.stderr)
+        return 2
 
 
 def account_command(args) -> int:
     import getpass
 
     from services.routing.accounts import AccountError
-    from services.routing.commands import add_account
+    from services.routing.commands import add_account, disable_account
+
+    if args.action == "disable":
+        if not disable_account(config.database_url("routing"), args.username):
+            print(f"dumas accounts: no account {args.username!r}", file=sys.stderr)
+            return 2
+        print(f"account {args.username} disabled")
+        return 0
 
     password = (getpass.getpass("Password: ") if sys.stdin.isatty()
                 else sys.stdin.readline().rstrip("\n"))

@@ -130,7 +130,7 @@ def issue_session(
 def read_session(token: str | None, *, secret: bytes | None = None,
                  now: float | None = None) -> Session | None:
     """The session in a cookie value, or None if missing, forged, malformed or expired."""
-    if not token or "." not in token or len(token) > 4096:
+    if not token or "." not in token or len(token) > 4096 or not token.isascii():
         return None
     payload, signature = token.rsplit(".", 1)
     if not hmac.compare_digest(signature, _sign(payload, secret or session_secret())):

@@ -61,3 +61,62 @@ HTTP_DURATION = Histogram(
 
 def exposition() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+class DeadLetterDepthCollector:
+    """`dumas_dead_letter_messages{queue, service, event_type}`: messages parked per dead-letter
+    queue, read from the broker when Prometheus scrapes (cached for `ttl` seconds so frequent
+    scrapes cost one broker round trip per queue at most every `ttl`).
+
+    `read_depths` returns {dead-letter queue name: messages} (shared.deadletters.depths). One
+    service per deployment registers it (reporting), so the series are not duplicated.
+    """
+
+    def __init__(self, read_depths, ttl: float = 10.0, registry=None):
+        import time
+
+        from prometheus_client import REGISTRY
+
+        self._read = read_depths
+        self._ttl = ttl
+        self._clock = time.monotonic
+        self._registry = registry or REGISTRY
+        self._cached: dict[str, int] | None = None
+        self._read_at = 0.0
+        self._registered = False
+
+    def register(self) -> None:
+        if not self._registered:
+            self._registry.register(self)
+            self._registered = True
+
+    def unregister(self) -> None:
+        if self._registered:
+            self._registry.unregister(self)
+            self._registered = False
+
+    def describe(self):
+        return []  # no samples at registration time (the broker may not be reachable yet)
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        now = self._clock()
+        if self._cached is None or now - self._read_at > self._ttl:
+            try:
+                self._cached = self._read()
+                self._read_at = now
+            except Exception as exc:  # broker down: no series rather than a failed scrape
+                import logging
+
+                logging.getLogger(__name__).warning("dead-letter depths unavailable: %s", exc)
+                self._cached, self._read_at = None, now
+        family = GaugeMetricFamily(
+            "dumas_dead_letter_messages",
+            "Messages parked in a dead-letter queue (<service>.<event_type>.dead).",
+            labels=["queue", "service", "event_type"],
+        )
+        for queue, depth in sorted((self._cached or {}).items()):
+            service, _, rest = queue.partition(".")
+            family.add_metric([queue, service, rest.removesuffix(".dead")], depth)
+        yield family

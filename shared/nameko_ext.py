@@ -269,10 +269,13 @@ class EventConsumer(Consumer):
         props = message.properties or {}
         # The target must exist, or the broker would drop the copy as unroutable.
         target = next(q for q in self.queue.companions if q.name == queue_name)
+        body = message.body
+        if isinstance(body, str):  # kombu may hand over text; send the exact bytes back
+            body = body.encode("utf-8")
         try:
             with producers[self._publish_conn].acquire(block=True, timeout=10) as producer:
                 producer.publish(
-                    message.body,
+                    body,
                     exchange="",
                     routing_key=queue_name,
                     content_type=message.content_type or "application/octet-stream",

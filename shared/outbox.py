@@ -12,6 +12,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from amqp.exceptions import MessageNacked
 from kombu import Connection, Exchange, Producer
 from sqlalchemy import Engine, Table, func, select, update
 
@@ -30,6 +31,7 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         idle_interval: float = 0.5,
+        confirm_timeout: float = 30.0,
     ):
         self.engine = engine
         self.table = table
@@ -37,11 +39,16 @@ class OutboxRelay:
         self.service = service
         self.batch_size = batch_size
         self.idle_interval = idle_interval
+        self.confirm_timeout = confirm_timeout
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._connection: Connection | None = None
         self._producer: Producer | None = None
         self._declared: set[str] = set()
+        self._next_tag = 1
+        self._confirmed = 0
+        self._singles: set[int] = set()
+        self._nacked: set[int] = set()
         self._broker_down_since: float | None = None
         self._skip_locked = engine.dialect.name == "postgresql"
         metrics.OUTBOX_BACKLOG.labels(service)
@@ -111,7 +118,15 @@ class OutboxRelay:
         return len(rows)
 
     def _publish(self, rows) -> None:
+        """Publish every row, then wait once for the broker to confirm them all.
+
+        The channel is in confirm mode: the broker acks (or nacks) each message once it has
+        taken responsibility for it (persisted). Publishing the whole batch before waiting costs
+        one round trip per batch instead of one per event. A nack or a missing confirm fails the
+        batch: its rows stay unpublished and are sent again (consumers are idempotent).
+        """
         producer = self._ensure_producer()
+        first = self._next_tag
         for row in rows:
             if row.exchange not in self._declared:
                 Exchange(row.exchange, type="topic", durable=True)(producer.channel).declare()
@@ -127,21 +142,56 @@ class OutboxRelay:
                 correlation_id=row.correlation_id,
                 retry=False,
             )
+            self._next_tag += 1
+        self._wait_for_confirms(first, self._next_tag)
+        for row in rows:
             metrics.OUTBOX_PUBLISHED.labels(self.service, row.routing_key).inc()
         if self._broker_down_since is not None:
             log.info("outbox relay: broker reachable again, publishing resumed")
             self._broker_down_since = None
 
+    def _wait_for_confirms(self, first: int, end: int) -> None:
+        """Block until the broker has acked delivery tags [first, end); raise otherwise."""
+        deadline = time.monotonic() + self.confirm_timeout
+        while not self._all_confirmed(end) and not self._nacked:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no publisher confirm within {self.confirm_timeout} s")
+            self._connection.drain_events(timeout=remaining)
+        if self._nacked:
+            raise MessageNacked(f"the broker refused {len(self._nacked)} event(s)")
+
+    def _all_confirmed(self, end: int) -> bool:
+        # An ack with `multiple` confirms every tag up to its own; one without, just its own.
+        while self._confirmed + 1 in self._singles:
+            self._confirmed += 1
+            self._singles.discard(self._confirmed)
+        return self._confirmed >= end - 1
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self._confirmed = max(self._confirmed, delivery_tag)
+            self._singles = {t for t in self._singles if t > delivery_tag}
+        else:
+            self._singles.add(delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._nacked.add(delivery_tag)
+
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
-            self._connection = Connection(
-                self.amqp_uri,
-                transport_options={"confirm_publish": True},
-                connect_timeout=5,
-                heartbeat=0,
-            )
+            self._connection = Connection(self.amqp_uri, connect_timeout=5, heartbeat=0)
             self._connection.ensure_connection(max_retries=1)
-            self._producer = Producer(self._connection.channel())
+            channel = self._connection.channel()
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            channel.confirm_select()
+            # A fresh channel in confirm mode numbers its messages from 1.
+            self._next_tag = 1
+            self._confirmed = 0
+            self._singles = set()
+            self._nacked = set()
+            self._producer = Producer(channel)
             self._declared.clear()
         return self._producer
 

@@ -109,17 +109,39 @@ def browser():
     """Real headless Chromium (Debian's), driven by Playwright."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        instance = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield instance
-        instance.close()
+    driver = sync_playwright().start()  # noqa: F841 - kept alive for the session
+    instance = driver.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update",
+            "--disable-sync",
+        ],
+    )
+    yield instance
+    instance.close()
+    # Playwright's own stop() waits for its driver through asyncio's child watcher, which never
+    # wakes under eventlet's monkey-patching (the session would hang at exit): end the driver
+    # process ourselves instead.
+    _kill_children(lambda cmdline: "playwright" in cmdline and "driver" in cmdline)
+
+
+def _kill_children(matches) -> None:
+    import signal
+
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == me and matches(cmdline):
+            os.kill(int(entry), signal.SIGKILL)
 
 
 @pytest.fixture

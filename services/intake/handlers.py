@@ -1,21 +1,47 @@
 """intake's use cases, called by the nameko adapter in service.py (and by tests) with a unit of
 work. No nameko here: these functions take plain data and a UnitOfWork."""
 
+import hashlib
+import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from services.intake.db import complainants, complaints, status_history
-from services.intake.domain.complaint import next_status, public_view
+from services.intake.db import (
+    complainants,
+    complaint_messages,
+    complaints,
+    idempotency,
+    status_history,
+)
+from services.intake.domain import duplicates
+from services.intake.domain.complaint import (
+    can_answer,
+    can_rate,
+    can_reopen,
+    public_view,
+    seq_applies,
+)
+from services.intake.domain.sealing import PersonalDataBox
 from services.intake.domain.tracking import new_tracking_code, normalize_tracking_code
 from services.intake.domain.validation import contact_channels
 from shared.contracts import Event, build_event
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, dialect_insert
 
 CONSUMER = "intake"
+CLOSED = ("resolved", "closed")
+
+# Extra text each lifecycle event carries, stored for the tracking page.
+EVENT_MESSAGE_FIELD = {
+    "complaint_info_requested": ("question", "question"),
+    "complaint_responded": ("response", "response"),
+    "complaint_resolved": ("resolution", "resolution"),
+    "complaint_closed": ("closed", "reason"),
+}
 
 
 @dataclass(frozen=True)
@@ -25,23 +51,123 @@ class Accepted:
     status: str
     received_at: datetime
     contact_channels: list[str]
+    duplicate: bool = False  # True: linked to an earlier complaint, nothing new was opened
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """Store the answer to a request under (scope, key) in the same transaction as its effect."""
+
+    scope: str
+    key: str
+    request_hash: str
+    render: Callable[[Accepted], tuple[int, dict]]
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    request_hash: str
+    status_code: int
+    body: dict
+    complaint_id: str | None
+
+
+class IdempotencyRace(RuntimeError):
+    """Another request with the same key committed first; read its answer."""
+
+
+class UnknownComplaint(LookupError):
+    pass
+
+
+class ActionRefused(ValueError):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def request_hash(payload) -> str:
+    return hashlib.sha256(
+        json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()
+
+
+# -- idempotency ------------------------------------------------------------------------------
+
+
+def stored_answer(session, scope: str, key: str) -> StoredAnswer | None:
+    row = session.execute(
+        select(idempotency).where(idempotency.c.scope == scope, idempotency.c.key == key)
+    ).first()
+    if row is None:
+        return None
+    return StoredAnswer(row.request_hash, row.status_code, json.loads(row.body), row.complaint_id)
+
+
+def _remember(uow: UnitOfWork, scope, key, req_hash, status_code, body, complaint_id, now):
+    stmt = (
+        dialect_insert(uow.session, idempotency)
+        .values(
+            scope=scope, key=key, request_hash=req_hash, status_code=status_code,
+            body=json.dumps(body, ensure_ascii=False, default=str), complaint_id=complaint_id,
+            created_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
+    if uow.session.execute(stmt).rowcount != 1:
+        raise IdempotencyRace(f"{scope}/{key}")
+
+
+def remember_outcome(uow_factory, scope: str, key: str, status_code: int, body: dict,
+                     now: datetime | None = None) -> bool:
+    """Record an answer that made no complaint (a WhatsApp status, a refused message).
+    False when it was recorded already."""
+    with uow_factory() as uow:
+        try:
+            _remember(uow, scope, key, "-", status_code, body, None, now or datetime.now(UTC))
+        except IdempotencyRace:
+            return False
+        uow.commit()
+    return True
+
+
+# -- submitting -------------------------------------------------------------------------------
 
 
 def submit_complaint(
-    uow_factory, clean: dict, *, unit_hint_trusted: bool = False, now: datetime | None = None
+    uow_factory,
+    clean: dict,
+    *,
+    box: PersonalDataBox,
+    unit_hint_trusted: bool = False,
+    officer: str | None = None,
+    qr_location: str | None = None,
+    idempotent: IdempotencyRecord | None = None,
+    now: datetime | None = None,
 ) -> Accepted:
     """Store a validated complaint, its complainant and a `complaint_received` event, atomically.
 
-    A tracking-code collision (about 1 in 10^15 per pair) is retried with a fresh code.
+    The same contact with a near-identical text within 7 days is linked to the earlier complaint
+    instead (``Accepted.duplicate``). A tracking-code collision (about 1 in 10^15 per pair) is
+    retried with a fresh code. Raises IdempotencyRace when ``idempotent`` lost a race.
     """
     now = now or datetime.now(UTC)
     contacts = contact_channels(clean)
+    anonymous = clean["confidentiality"] == "anonymous"
+    contact_key = None if anonymous else box.fingerprint(clean.get("complainant"))
+    if contact_key:
+        earlier = _find_duplicate(uow_factory, contact_key, clean["description"], now)
+        if earlier is not None:
+            return _link_duplicate(uow_factory, earlier, clean, idempotent, now)
     for _attempt in range(5):
         complaint_id = str(uuid.uuid4())
         code = new_tracking_code()
+        accepted = Accepted(complaint_id, code, "received", now, contacts)
         try:
             with uow_factory() as uow:
-                _insert(uow, complaint_id, code, clean, unit_hint_trusted, now)
+                _insert(uow, complaint_id, code, clean, unit_hint_trusted, now, box=box,
+                        contact_key=contact_key, officer=officer, qr_location=qr_location)
                 uow.publish(
                     build_event(
                         "complaint_received",
@@ -63,14 +189,60 @@ def submit_complaint(
                         occurred_at=now,
                     )
                 )
+                if idempotent is not None:
+                    status_code, body = idempotent.render(accepted)
+                    _remember(uow, idempotent.scope, idempotent.key, idempotent.request_hash,
+                              status_code, body, complaint_id, now)
                 uow.commit()
         except IntegrityError:
             continue
-        return Accepted(complaint_id, code, "received", now, contacts)
+        return accepted
     raise RuntimeError("could not allocate a unique tracking code")
 
 
-def _insert(uow: UnitOfWork, complaint_id, code, clean, trusted, now) -> None:
+def _find_duplicate(uow_factory, contact_key: str, description: str, now: datetime):
+    with uow_factory() as uow:
+        rows = uow.session.execute(
+            select(complaints.c.id, complaints.c.description, complaints.c.created_at)
+            .where(
+                complaints.c.contact_key == contact_key,
+                complaints.c.created_at >= now - duplicates.WINDOW,
+                complaints.c.status.not_in(CLOSED),
+            )
+            .order_by(complaints.c.created_at.desc())
+            .limit(50)
+        ).all()
+    found = duplicates.find_duplicate(description, [tuple(r) for r in rows], now)
+    return found
+
+
+def _link_duplicate(uow_factory, complaint_id, clean, idempotent, now) -> Accepted:
+    with uow_factory() as uow:
+        row = uow.session.execute(
+            select(complaints.c.tracking_code, complaints.c.status, complaints.c.created_at)
+            .where(complaints.c.id == complaint_id)
+        ).one()
+        accepted = Accepted(
+            complaint_id, row.tracking_code, row.status, row.created_at,
+            contact_channels(clean), duplicate=True,
+        )
+        uow.session.execute(
+            complaint_messages.insert().values(
+                complaint_id=complaint_id, kind="duplicate", author="complainant",
+                body="Pengaduan yang sama dikirim ulang dan digabungkan dengan pengaduan ini.",
+                channel=clean["channel"], at=now,
+            )
+        )
+        if idempotent is not None:
+            status_code, body = idempotent.render(accepted)
+            _remember(uow, idempotent.scope, idempotent.key, idempotent.request_hash,
+                      status_code, body, complaint_id, now)
+        uow.commit()
+    return accepted
+
+
+def _insert(uow: UnitOfWork, complaint_id, code, clean, trusted, now, *, box, contact_key,
+            officer, qr_location) -> None:
     s = uow.session
     s.execute(
         complaints.insert().values(
@@ -87,42 +259,79 @@ def _insert(uow: UnitOfWork, complaint_id, code, clean, trusted, now) -> None:
             status="received",
             created_at=now,
             updated_at=now,
+            last_seq=0,
+            contact_key=contact_key,
+            officer_username=officer,
+            qr_location=qr_location,
         )
     )
     person = clean.get("complainant")
     if person and clean["confidentiality"] != "anonymous":
-        s.execute(
-            complainants.insert().values(
-                complaint_id=complaint_id,
-                name=person.get("name"),
-                phone=person.get("phone"),
-                email=person.get("email"),
-            )
-        )
+        values = {"name": person.get("name"), "phone": person.get("phone"),
+                  "email": person.get("email")}
+        if clean["confidentiality"] == "confidential":
+            values = {"name": None, "phone": None, "email": None, "sealed": box.seal(values)}
+        s.execute(complainants.insert().values(complaint_id=complaint_id, **values))
     s.execute(
-        status_history.insert().values(complaint_id=complaint_id, status="received", at=now)
+        status_history.insert().values(complaint_id=complaint_id, status="received", at=now,
+                                       seq=0)
     )
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def _by_code(session, user_code: str):
+    code = normalize_tracking_code(user_code)
+    if code is None:
+        return None
+    return session.execute(select(complaints).where(complaints.c.tracking_code == code)).first()
 
 
 def find_public(session, user_code: str) -> dict | None:
     """The public view for a tracking code typed by a person (any case, dashes optional)."""
-    code = normalize_tracking_code(user_code)
-    if code is None:
-        return None
-    row = session.execute(select(complaints).where(complaints.c.tracking_code == code)).first()
+    row = _by_code(session, user_code)
     if row is None:
         return None
+    return public_view(row._mapping, _history(session, row.id))
+
+
+def _history(session, complaint_id):
     history = session.execute(
-        select(status_history.c.status, status_history.c.at)
-        .where(status_history.c.complaint_id == row.id)
-        .order_by(status_history.c.at, status_history.c.id)
+        select(status_history.c.status, status_history.c.at, status_history.c.seq)
+        .where(status_history.c.complaint_id == complaint_id)
+        .order_by(status_history.c.seq, status_history.c.at, status_history.c.id)
     ).all()
-    return public_view(
-        row._mapping, [{"status": h.status, "occurred_at": h.at} for h in history]
-    )
+    return [{"status": h.status, "occurred_at": h.at, "seq": h.seq} for h in history]
 
 
-def contact_for(session, complaint_id: str) -> dict | None:
+def tracking_page(session, user_code: str) -> dict | None:
+    """Everything the tracking page shows: the public view, the unit's questions and public
+    answers, the complainant's additions, and which actions are open."""
+    row = _by_code(session, user_code)
+    if row is None:
+        return None
+    view = public_view(row._mapping, _history(session, row.id))
+    messages = session.execute(
+        select(complaint_messages.c.kind, complaint_messages.c.author, complaint_messages.c.body,
+               complaint_messages.c.at)
+        .where(complaint_messages.c.complaint_id == row.id)
+        .order_by(complaint_messages.c.at, complaint_messages.c.id)
+    ).all()
+    view["messages"] = [
+        {"kind": m.kind, "author": m.author, "body": m.body, "at": m.at} for m in messages
+    ]
+    view["can_answer"] = can_answer(row.status)
+    view["can_rate"] = can_rate(row.status, row.rating)
+    view["can_reopen"] = can_reopen(row.status, row.last_seq, row.reopen_requested_seq)
+    view["rating"] = row.rating
+    view["received_at"] = row.created_at
+    view["due_at"] = row.due_at
+    view["channel"] = row.channel
+    return view
+
+
+def contact_for(session, complaint_id: str, box: PersonalDataBox) -> dict | None:
     """The complainant's contact for notification (RPC); None for anonymous or no contact."""
     row = session.execute(
         select(complainants, complaints.c.channel, complaints.c.confidentiality)
@@ -131,46 +340,210 @@ def contact_for(session, complaint_id: str) -> dict | None:
     ).first()
     if row is None or row.confidentiality == "anonymous":
         return None
-    return {"name": row.name, "phone": row.phone, "email": row.email, "channel": row.channel}
+    person = {"name": row.name, "phone": row.phone, "email": row.email}
+    if row.sealed:
+        person = box.open(row.sealed)
+    return {**person, "channel": row.channel}
+
+
+def open311_requests(session, *, codes=None, service_code=None, status=None, start=None,
+                     end=None, limit=50) -> list[dict]:
+    """Rows for Open311 GET requests: by tracking codes, or the latest public complaints."""
+    q = select(
+        complaints.c.tracking_code, complaints.c.status, complaints.c.category,
+        complaints.c.unit_name, complaints.c.created_at, complaints.c.updated_at,
+        complaints.c.due_at, complaints.c.kecamatan_code, complaints.c.confidentiality,
+    )
+    if codes is not None:
+        q = q.where(complaints.c.tracking_code.in_(codes))
+    else:
+        # Listing shows public complaints only; a tracking code finds any complaint.
+        q = q.where(complaints.c.confidentiality == "public")
+        if service_code:
+            q = q.where(complaints.c.category == service_code)
+        if status == "closed":
+            q = q.where(complaints.c.status.in_(CLOSED))
+        elif status == "open":
+            q = q.where(complaints.c.status.not_in(CLOSED))
+        if start is not None:
+            q = q.where(complaints.c.created_at >= start)
+        if end is not None:
+            q = q.where(complaints.c.created_at <= end)
+    q = q.order_by(complaints.c.created_at.desc()).limit(limit)
+    return [dict(r._mapping) for r in session.execute(q).all()]
+
+
+# -- lifecycle from routing -------------------------------------------------------------------
 
 
 def apply_status_event(uow_factory, event: Event) -> bool:
-    """Record a lifecycle event (e.g. complaint_routed) in the public status; idempotent.
+    """Record a lifecycle event from routing (complaint_routed, _acknowledged, ...); idempotent.
 
-    Returns False when the event was already applied (a redelivery).
+    Every transition enters the history; the current status moves only when the event's `seq`
+    is higher than the last applied one. Returns False for a redelivery.
     """
     with uow_factory() as uow:
         if not uow.claim(CONSUMER, event.event_id):
             return False
         s = uow.session
-        complaint_id = event.data["complaint_id"]
+        data = event.data
+        complaint_id = data["complaint_id"]
         row = s.execute(
-            select(complaints.c.status).where(complaints.c.id == complaint_id).with_for_update()
+            select(complaints.c.status, complaints.c.last_seq)
+            .where(complaints.c.id == complaint_id)
+            .with_for_update()
         ).first()
         if row is None:
             # Not ours (another intake database?): a permanent condition, not worth retries.
             raise UnknownComplaint(complaint_id)
-        new = next_status(row.status, event.event_type)
+        seq = data.get("seq", 1)
+        new_status = data.get("status", "routed")
+        at = data.get("routed_at") or data.get("at") or event.occurred_at
         values = {"updated_at": datetime.now(UTC)}
-        if new != row.status:
-            values["status"] = new
-        if event.event_type == "complaint_routed":
-            values["unit_code"] = event.data["unit_code"]
-            values["unit_name"] = event.data["unit_name"]
+        if seq_applies(row.last_seq, seq):
+            values.update(status=new_status, last_seq=seq)
+            if event.event_type == "complaint_routed":
+                values.update(unit_code=data["unit_code"], unit_name=data["unit_name"],
+                              due_at=data["due_at"])
         s.execute(update(complaints).where(complaints.c.id == complaint_id).values(**values))
-        if new != row.status or event.event_type == "complaint_routed":
+        s.execute(
+            status_history.insert().values(
+                complaint_id=complaint_id, status=new_status, seq=seq, at=at,
+                unit_code=data.get("unit_code"), unit_name=data.get("unit_name"),
+            )
+        )
+        kind_field = EVENT_MESSAGE_FIELD.get(event.event_type)
+        if kind_field and data.get(kind_field[1]):
             s.execute(
-                status_history.insert().values(
-                    complaint_id=complaint_id,
-                    status=new,
-                    unit_code=event.data.get("unit_code"),
-                    unit_name=event.data.get("unit_name"),
-                    at=event.occurred_at,
+                complaint_messages.insert().values(
+                    complaint_id=complaint_id, kind=kind_field[0], author="unit",
+                    body=data[kind_field[1]], seq=seq, at=at,
                 )
             )
         uow.commit()
     return True
 
 
-class UnknownComplaint(LookupError):
-    pass
+# -- the complainant's actions on the tracking page -------------------------------------------
+
+
+def _locked(uow: UnitOfWork, user_code: str):
+    code = normalize_tracking_code(user_code)
+    row = None
+    if code is not None:
+        row = uow.session.execute(
+            select(complaints).where(complaints.c.tracking_code == code).with_for_update()
+        ).first()
+    if row is None:
+        raise ActionRefused("not_found", "Kode pelacakan tidak ditemukan.")
+    return row
+
+
+def add_info(uow_factory, user_code: str, text: str, channel: str,
+             now: datetime | None = None, *, complaint_id: str | None = None,
+             idempotent: tuple[str, str] | None = None) -> str:
+    """The complainant adds information (answer to a question, WhatsApp follow-up);
+    publishes complaint_info_added. Returns the tracking code."""
+    now = now or datetime.now(UTC)
+    text = (text or "").strip()
+    if not 1 <= len(text) <= 4000:
+        raise ActionRefused("invalid_text", "Tulis keterangan tambahan (1 sampai 4.000 karakter).")
+    with uow_factory() as uow:
+        if complaint_id is not None:
+            row = uow.session.execute(
+                select(complaints).where(complaints.c.id == complaint_id).with_for_update()
+            ).one()
+        else:
+            row = _locked(uow, user_code)
+        if row.status in CLOSED:
+            raise ActionRefused("closed", "Pengaduan ini sudah selesai; tidak dapat ditambah.")
+        _message(uow, row.id, "info_added", text, channel, now)
+        uow.publish(build_event(
+            "complaint_info_added",
+            {"complaint_id": row.id, "tracking_code": row.tracking_code, "channel": channel,
+             "text": text, "at": now},
+            correlation_id=row.id, occurred_at=now,
+        ))
+        if idempotent is not None:
+            _remember(uow, idempotent[0], idempotent[1], "-", 200,
+                      {"outcome": "info_added", "tracking_code": row.tracking_code},
+                      row.id, now)
+        uow.commit()
+    return row.tracking_code
+
+
+def rate(uow_factory, user_code: str, rating: int, comment: str = "",
+         now: datetime | None = None) -> None:
+    now = now or datetime.now(UTC)
+    if not isinstance(rating, int) or not 1 <= rating <= 5:
+        raise ActionRefused("invalid_rating", "Pilih penilaian 1 sampai 5.")
+    comment = (comment or "").strip()[:1000]
+    with uow_factory() as uow:
+        row = _locked(uow, user_code)
+        if not can_rate(row.status, row.rating):
+            raise ActionRefused("not_allowed", "Penilaian hanya dapat diberikan sekali, "
+                                "setelah pengaduan dinyatakan selesai.")
+        uow.session.execute(
+            update(complaints).where(complaints.c.id == row.id).values(rating=rating,
+                                                                      updated_at=now)
+        )
+        _message(uow, row.id, "rating", f"Penilaian {rating}/5" + (f": {comment}" if comment
+                                                                    else ""), "web", now)
+        uow.publish(build_event(
+            "complaint_rated",
+            {"complaint_id": row.id, "tracking_code": row.tracking_code, "rating": rating,
+             "comment": comment, "at": now},
+            correlation_id=row.id, occurred_at=now,
+        ))
+        uow.commit()
+
+
+def reopen(uow_factory, user_code: str, reason: str, now: datetime | None = None) -> None:
+    now = now or datetime.now(UTC)
+    reason = (reason or "").strip()
+    if not 1 <= len(reason) <= 2000:
+        raise ActionRefused("invalid_reason", "Tuliskan alasan pengaduan dibuka kembali.")
+    with uow_factory() as uow:
+        row = _locked(uow, user_code)
+        if not can_reopen(row.status, row.last_seq, row.reopen_requested_seq):
+            raise ActionRefused("not_allowed", "Pengaduan hanya dapat dibuka kembali setelah "
+                                "dinyatakan selesai.")
+        uow.session.execute(
+            update(complaints).where(complaints.c.id == row.id)
+            .values(reopen_requested_seq=row.last_seq, updated_at=now)
+        )
+        _message(uow, row.id, "reopen", reason, "web", now)
+        uow.publish(build_event(
+            "complaint_reopened",
+            {"complaint_id": row.id, "tracking_code": row.tracking_code, "reason": reason,
+             "at": now},
+            correlation_id=row.id, occurred_at=now,
+        ))
+        uow.commit()
+
+
+def _message(uow, complaint_id, kind, body, channel, now):
+    uow.session.execute(
+        complaint_messages.insert().values(
+            complaint_id=complaint_id, kind=kind, author="complainant", body=body,
+            channel=channel, at=now,
+        )
+    )
+
+
+# -- WhatsApp ---------------------------------------------------------------------------------
+
+
+def open_complaint_of(session, contact_key: str) -> str | None:
+    """The id of the person's most recent complaint that is not resolved or closed."""
+    row = session.execute(
+        select(complaints.c.id)
+        .where(complaints.c.contact_key == contact_key, complaints.c.status.not_in(CLOSED))
+        .order_by(complaints.c.created_at.desc())
+        .limit(1)
+    ).first()
+    return row.id if row else None
+
+
+def count_complaints(session) -> int:
+    return session.execute(select(func.count()).select_from(complaints)).scalar_one()

@@ -1,29 +1,77 @@
-"""intake: the nameko adapter. Parse the request, call handlers (domain + unit of work), answer."""
+"""intake: the nameko adapter. Parse the request, call handlers (domain + unit of work), answer.
 
+Channels: the web form (`/`), QR posters (`/?t=<signed token>`), the PTSP desk (`/ptsp`), the
+WhatsApp Cloud API webhook, the partner JSON API, AMQP `complaint_submitted` and Open311.
+See docs/channels.md.
+"""
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+
+import eventlet
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
+from nameko.rpc import RpcProxy, rpc
 from nameko.web.handlers import http
+from werkzeug.wrappers import Response
 
-from services.intake import handlers
+from services.intake import handlers, pages
+from services.intake.channels import TEMPLATES, Channels
 from services.intake.db import metadata
+from services.intake.domain import open311, qrtoken, whatsapp
+from services.intake.domain.phone import InvalidPhoneNumber, normalize_phone
 from services.intake.domain.validation import (
     ANONYMOUS_NOTICE,
     SubmissionInvalid,
     validate_submission,
 )
-from services.intake.metrics import RECEIVED
-from shared.catalogue import CATEGORIES, CHANNELS
+from services.intake.metrics import (
+    DUPLICATES,
+    IDEMPOTENT_REPLAYS,
+    RATE_LIMITED,
+    RECEIVED,
+    WHATSAPP_ITEMS,
+)
+from services.intake.openapi import build_spec
+from shared.auth import (
+    SESSION_COOKIE,
+    SESSION_LIFETIME,
+    check_csrf,
+    csrf_token,
+    issue_session,
+    read_session,
+)
+from shared.catalogue import CATEGORY_BY_CODE, CHANNELS
 from shared.nameko_ext import Database, Health, PermanentError, event_consumer
 from shared.web import (
+    MAX_BODY_BYTES,
     HttpError,
     endpoint,
+    error_response,
     health_response,
     json_response,
     metrics_response,
     read_json,
+    set_session_cookie,
 )
 
+log = logging.getLogger(__name__)
+
 NAME = "intake"
+DESK_ROLES = ("ptsp_officer", "desk_admin")
+RPC_TIMEOUT = 5
+OPEN311_FIELDS = frozenset({
+    "service_code", "description", "first_name", "last_name", "phone", "email",
+    "attribute[kecamatan_code]", "attribute[desa_code]", "attribute[confidentiality]",
+    # standard Open311 fields we accept and ignore (no coordinates or media are kept)
+    "api_key", "jurisdiction_id", "lat", "long", "address_string", "address_id",
+    "device_id", "account_id", "media_url",
+})
+
+
+class InvalidSubmissionMessage(PermanentError):
+    reason = "invalid_submission"
 
 
 class IntakeService:
@@ -32,35 +80,121 @@ class IntakeService:
     db = Database(metadata)
     broker = Health()
     config = Config()
+    channels = Channels()
+    routing = RpcProxy("routing")
+
+    # -- JSON API -------------------------------------------------------------------------
 
     @http("POST", "/api/v1/complaints")
     @endpoint(NAME, "/api/v1/complaints")
     def submit(self, request):
+        tools = self.channels
+        key = request.headers.get("X-API-Key")
+        client = tools.api_keys.lookup(key) if key else None
+        if key and client is None:
+            raise HttpError(401, "invalid_api_key", "Kunci API tidak dikenal.")
+        if client:
+            self._limit(f"key:{client.key_id}", client.limit, "api_key")
+        else:
+            self._limit(f"ip:{tools.client_ip(request)}", tools.ip_limit, "ip")
         payload = read_json(request)
-        channel = payload.get("channel", "web") if isinstance(payload, dict) else "web"
+        req_hash = handlers.request_hash(payload)
+        scope = f"api:{client.key_id}" if client else f"ip:{tools.client_ip(request)}"
+        idem_key = request.headers.get("Idempotency-Key")
+        if idem_key is not None:
+            idem_key = idem_key.strip()
+            if not 1 <= len(idem_key) <= 200:
+                raise HttpError(400, "invalid_idempotency_key",
+                                "Idempotency-Key harus 1 sampai 200 karakter.")
+            replay = self._replay(scope, idem_key, req_hash, client.channel if client else "web")
+            if replay is not None:
+                return replay
+        channel = client.channel if client else "web"
+        # The credentials decide the channel; a non-text channel is left for validation.
+        if isinstance(payload, dict) and isinstance(payload.get("channel", ""), str):
+            payload = {**payload, "channel": channel}
+        trusted = False
+        if client and client.unit_code and isinstance(payload, dict):
+            payload = {**payload, "unit_code": client.unit_code}
+            trusted = True
         try:
             clean = validate_submission(payload)
         except SubmissionInvalid as exc:
-            RECEIVED.labels(_channel_label(channel), "invalid").inc()
+            RECEIVED.labels(channel, "invalid").inc()
             raise HttpError(400, exc.code, exc.message, details=exc.errors) from None
-        accepted = handlers.submit_complaint(self.db.unit_of_work, clean)
-        RECEIVED.labels(clean["channel"], "accepted").inc()
-        base = self.config["PUBLIC_BASE_URL"].rstrip("/")
+        base = self._base_url()
+
+        def render(accepted):
+            return self._accepted_body(accepted, clean, base)
+
+        record = (handlers.IdempotencyRecord(scope, idem_key, req_hash, render)
+                  if idem_key is not None else None)
+        try:
+            accepted = self._store(clean, unit_hint_trusted=trusted, idempotent=record)
+        except handlers.IdempotencyRace:
+            replay = self._replay(scope, idem_key, req_hash, channel)
+            if replay is None:  # pragma: no cover - the winner committed, so it is there
+                raise
+            return replay
+        status, body = render(accepted)
+        headers = {"Location": f"/api/v1/complaints/{accepted.tracking_code}"}
+        return json_response(body, status, headers)
+
+    def _accepted_body(self, accepted, clean, base):
+        code = accepted.tracking_code
         body = {
-            "tracking_code": accepted.tracking_code,
+            "tracking_code": code,
             "status": accepted.status,
             "received_at": accepted.received_at.isoformat(),
-            "tracking_url": f"{base}/lacak/{accepted.tracking_code}",
+            "tracking_url": f"{base}/lacak/{code}",
+            "duplicate": accepted.duplicate,
             "message": (
                 "Pengaduan Anda sudah kami terima. Simpan kode pelacakan "
-                f"{accepted.tracking_code} untuk memantau perkembangannya."
+                f"{code} untuk memantau perkembangannya."
             ),
         }
+        if accepted.duplicate:
+            body["message"] = (
+                "Pengaduan yang hampir sama dari kontak yang sama sudah kami terima dalam 7 hari "
+                f"terakhir dengan kode pelacakan {code}; pengaduan ini digabungkan ke sana."
+            )
         if clean.get("personal_data_dropped"):
             body["notice"] = ANONYMOUS_NOTICE
-        return json_response(
-            body, 201, {"Location": f"/api/v1/complaints/{accepted.tracking_code}"}
-        )
+        return (200 if accepted.duplicate else 201), body
+
+    def _replay(self, scope, key, req_hash, channel):
+        with self.db.session() as session:
+            stored = handlers.stored_answer(session, scope, key)
+        if stored is None:
+            return None
+        if stored.request_hash != req_hash:
+            raise HttpError(409, "idempotency_conflict",
+                            "Idempotency-Key ini sudah dipakai untuk data yang berbeda.")
+        IDEMPOTENT_REPLAYS.labels(channel).inc()
+        return json_response(stored.body, stored.status_code, {"Idempotent-Replayed": "true"})
+
+    def _store(self, clean, **kw):
+        accepted = handlers.submit_complaint(self.db.unit_of_work, clean,
+                                             box=self.channels.box, **kw)
+        if accepted.duplicate:
+            DUPLICATES.labels(clean["channel"]).inc()
+            RECEIVED.labels(clean["channel"], "duplicate").inc()
+        else:
+            RECEIVED.labels(clean["channel"], "accepted").inc()
+        return accepted
+
+    def _limit(self, bucket, limit, source):
+        decision = self.channels.limiter.take(bucket, limit, time.monotonic())
+        if not decision.allowed:
+            RATE_LIMITED.labels(source).inc()
+            raise HttpError(
+                429, "rate_limited",
+                f"Terlalu banyak permintaan. Silakan coba lagi dalam {decision.retry_after} "
+                "detik.", headers={"Retry-After": str(decision.retry_after)},
+            )
+
+    def _base_url(self):
+        return self.config["PUBLIC_BASE_URL"].rstrip("/")
 
     @http("GET", "/api/v1/complaints/<string:code>")
     @endpoint(NAME, "/api/v1/complaints/<code>")
@@ -80,23 +214,482 @@ class IntakeService:
             {
                 "categories": [
                     {"code": c.code, "name": c.name, "description": c.description}
-                    for c in CATEGORIES
+                    for c in CATEGORY_BY_CODE.values()
                 ]
             }
         )
+
+    @http("GET", "/api/openapi.json")
+    @endpoint(NAME, "/api/openapi.json")
+    def openapi(self, request):
+        return json_response(build_spec(self._base_url()))
+
+    @http("GET", "/api/docs")
+    @endpoint(NAME, "/api/docs")
+    def api_docs(self, request):
+        return pages.render(self.channels.templates, "api_docs.html",
+                            spec=build_spec(self._base_url()))
+
+    # -- web form, QR posters, tracking pages ---------------------------------------------
+
+    @http("GET", "/")
+    @endpoint(NAME, "/")
+    def form_page(self, request):
+        target = qrtoken.verify(self.channels.qr_secret, request.args.get("t"))
+        return self._form(request, {}, {}, target)
+
+    def _form(self, request, values, errors, target, status=200, template="form.html",
+              **extra):
+        token, new = pages.form_token(request)
+        note = None
+        if target is not None:
+            note = (f"Formulir ini dari poster QR untuk unit {target.unit_code}. Pengaduan "
+                    "Anda langsung diteruskan ke unit tersebut.")
+        return pages.render(
+            self.channels.templates, template, status, set_form_cookie=token if new else None,
+            values=values, errors=errors, csrf=extra.pop("csrf", token),
+            token=request.values.get("t") if target else None, unit_note=note,
+            **pages.form_context(), **extra,
+        )
+
+    @http("POST", "/")
+    @endpoint(NAME, "POST /")
+    def form_submit(self, request):
+        tools = self.channels
+        form = pages.read_form(request)
+        target = qrtoken.verify(tools.qr_secret, form.get("t"))
+        if not pages.form_token_ok(request, form):
+            return self._form(request, form, {"_": ["Formulir kedaluwarsa. Kirim ulang."]},
+                              target, 400)
+        self._limit_page(f"ip:{tools.client_ip(request)}", tools.ip_limit)
+        payload = pages.submission_from_form(form, "qr" if target else "web")
+        if target:
+            payload["unit_code"] = target.unit_code
+        try:
+            clean = validate_submission(payload)
+        except SubmissionInvalid as exc:
+            RECEIVED.labels(payload["channel"], "invalid").inc()
+            return self._form(request, form, pages.errors_by_field(exc.errors), target, 400)
+        accepted = self._store(clean, unit_hint_trusted=target is not None,
+                               qr_location=target.location if target else None)
+        suffix = "?duplikat=1" if accepted.duplicate else ""
+        return Response(status=303, headers={
+            "Location": f"/terkirim/{accepted.tracking_code}{suffix}"})
+
+    def _limit_page(self, bucket, limit):
+        try:
+            self._limit(bucket, limit, "ip")
+        except HttpError as exc:
+            raise PageError(exc) from None
+
+    @http("GET", "/terkirim/<string:code>")
+    @endpoint(NAME, "/terkirim/<code>")
+    def sent_page(self, request, code):
+        with self.db.session() as session:
+            view = handlers.find_public(session, code)
+        if view is None:
+            return self._lookup(request, code, "Kode pelacakan tidak ditemukan.", 404)
+        return pages.render(self.channels.templates, "sent.html", view=view,
+                            duplicate=request.args.get("duplikat") == "1",
+                            sla_days=pages.SLA_DAYS, due_text=pages.wib(view["expected_at"]))
+
+    @http("GET", "/lacak")
+    @endpoint(NAME, "/lacak")
+    def lookup_page(self, request):
+        kode = request.args.get("kode")
+        if kode is None:
+            return self._lookup(request, None, None)
+        with self.db.session() as session:
+            view = handlers.find_public(session, kode)
+        if view is None:
+            return self._lookup(
+                request, kode, "Kode pelacakan tidak ditemukan. Periksa kembali kode Anda "
+                "(contoh: DMS-7KQ4-MX9T-2BH3).", 404)
+        return Response(status=303, headers={"Location": f"/lacak/{view['tracking_code']}"})
+
+    def _lookup(self, request, kode, error, status=200):
+        return pages.render(self.channels.templates, "lookup.html", status, kode=kode,
+                            error=error)
+
+    @http("GET", "/lacak/<string:code>")
+    @endpoint(NAME, "/lacak/<code>")
+    def tracking_page(self, request, code):
+        return self._tracking(request, code)
+
+    def _tracking(self, request, code, error=None, status=200):
+        with self.db.session() as session:
+            view = handlers.tracking_page(session, code)
+        if view is None:
+            return self._lookup(request, code, "Kode pelacakan tidak ditemukan. Periksa "
+                                "kembali kode Anda.", 404)
+        token, new = pages.form_token(request)
+        flash = {"jawab": "Terima kasih, keterangan Anda sudah diteruskan ke unit.",
+                 "nilai": "Terima kasih atas penilaian Anda.",
+                 "buka": "Permintaan membuka kembali pengaduan sudah diteruskan."}.get(
+            request.args.get("ok"))
+        return pages.render(
+            self.channels.templates, "track.html", status,
+            set_form_cookie=token if new else None, view=pages.dated(view), csrf=token,
+            labels=pages.MESSAGE_LABELS, due_text=pages.wib(view["due_at"]), flash=flash,
+            error=error,
+        )
+
+    @http("POST", "/lacak/<string:code>/<string:action>")
+    @endpoint(NAME, "/lacak/<code>/<action>")
+    def tracking_action(self, request, code, action):
+        form = pages.read_form(request)
+        if not pages.form_token_ok(request, form):
+            return self._tracking(request, code, "Formulir kedaluwarsa. Silakan ulangi.", 400)
+        self._limit_page(f"ip:{self.channels.client_ip(request)}", self.channels.ip_limit)
+        uow = self.db.unit_of_work
+        try:
+            if action == "jawab":
+                code = handlers.add_info(uow, code, form.get("text", ""), "web")
+            elif action == "nilai":
+                rating = form.get("rating", "")
+                handlers.rate(uow, code, int(rating) if rating.isdigit() else 0,
+                              form.get("comment", ""))
+            elif action == "buka-kembali":
+                handlers.reopen(uow, code, form.get("reason", ""))
+                action = "buka"
+            else:
+                raise HttpError(404, "not_found", "Halaman tidak ditemukan.")
+        except handlers.ActionRefused as exc:
+            return self._tracking(request, code, exc.message, 400)
+        view_code = code.upper()
+        return Response(status=303, headers={"Location": f"/lacak/{view_code}?ok={action}"})
+
+    @http("GET", "/static/dumas.css")
+    def stylesheet(self, request):
+        css = (TEMPLATES.parent / "static" / "dumas.css").read_text("utf-8")
+        return Response(css, mimetype="text/css",
+                        headers={"Cache-Control": "public, max-age=3600"})
+
+    # -- PTSP desk ------------------------------------------------------------------------
+
+    def _desk_session(self, request):
+        session = read_session(request.cookies.get(SESSION_COOKIE))
+        if session is None or session.role not in DESK_ROLES:
+            return None
+        return session
+
+    @http("GET", "/ptsp/masuk")
+    @endpoint(NAME, "/ptsp/masuk")
+    def desk_login_page(self, request):
+        return self._login(request)
+
+    def _login(self, request, error=None, status=200, username=None, headers=None):
+        token, new = pages.form_token(request)
+        return pages.render(self.channels.templates, "ptsp_login.html", status,
+                            set_form_cookie=token if new else None, csrf=token, error=error,
+                            username=username, headers=headers)
+
+    @http("POST", "/ptsp/masuk")
+    @endpoint(NAME, "POST /ptsp/masuk")
+    def desk_login(self, request):
+        form = pages.read_form(request)
+        username = (form.get("username") or "").strip()[:64]
+        if not pages.form_token_ok(request, form):
+            return self._login(request, "Formulir kedaluwarsa. Silakan ulangi.", 400, username)
+        try:
+            self._limit(f"login:{self.channels.client_ip(request)}", self.channels.ip_limit, "ip")
+        except HttpError as exc:
+            return self._login(request, exc.message, 429, username, exc.headers)
+        try:
+            with eventlet.Timeout(RPC_TIMEOUT, TimeoutError):
+                result = self.routing.authenticate(username, form.get("password") or "")
+        except TimeoutError:
+            return self._login(request, "Layanan akun sedang tidak tersedia. Coba lagi "
+                               "sebentar lagi.", 503, username)
+        if not result.get("ok"):
+            message = ("Akun dikunci sementara karena terlalu banyak percobaan. Coba lagi "
+                       "nanti." if result.get("reason") == "locked"
+                       else "Nama pengguna atau kata sandi salah.")
+            return self._login(request, message, 401, username)
+        if result["role"] not in DESK_ROLES:
+            return self._login(request, "Akun ini tidak memiliki akses ke Meja PTSP.", 403,
+                               username)
+        _session, cookie = issue_session(result["username"], result["role"],
+                                         result.get("unit_code"), result["display_name"])
+        response = Response(status=303, headers={"Location": "/ptsp"})
+        return set_session_cookie(response, SESSION_COOKIE, cookie, SESSION_LIFETIME)
+
+    @http("POST", "/ptsp/keluar")
+    @endpoint(NAME, "/ptsp/keluar")
+    def desk_logout(self, request):
+        response = Response(status=303, headers={"Location": "/ptsp/masuk"})
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @http("GET", "/ptsp")
+    @endpoint(NAME, "/ptsp")
+    def desk_form(self, request):
+        session = self._desk_session(request)
+        if session is None:
+            return Response(status=303, headers={"Location": "/ptsp/masuk"})
+        return self._desk_page(request, session, {}, {})
+
+    def _desk_page(self, request, session, values, errors, status=200):
+        return self._form(request, values, errors, None, status, template="ptsp_form.html",
+                          csrf=csrf_token(session), officer=session)
+
+    @http("POST", "/ptsp")
+    @endpoint(NAME, "POST /ptsp")
+    def desk_submit(self, request):
+        session = self._desk_session(request)
+        if session is None:
+            return Response(status=303, headers={"Location": "/ptsp/masuk"})
+        form = pages.read_form(request)
+        if not check_csrf(session, form.get("csrf")):
+            return self._desk_page(request, session, form,
+                                   {"_": ["Formulir kedaluwarsa. Silakan ulangi."]}, 400)
+        try:
+            clean = validate_submission(pages.submission_from_form(form, "ptsp"))
+        except SubmissionInvalid as exc:
+            RECEIVED.labels("ptsp", "invalid").inc()
+            return self._desk_page(request, session, form, pages.errors_by_field(exc.errors),
+                                   400)
+        accepted = self._store(clean, officer=session.username)
+        return Response(status=303, headers={
+            "Location": f"/ptsp/tanda-terima/{accepted.tracking_code}"})
+
+    @http("GET", "/ptsp/tanda-terima/<string:code>")
+    @endpoint(NAME, "/ptsp/tanda-terima/<code>")
+    def desk_receipt(self, request, code):
+        session = self._desk_session(request)
+        if session is None:
+            return Response(status=303, headers={"Location": "/ptsp/masuk"})
+        with self.db.session() as db:
+            view = handlers.tracking_page(db, code)
+        if view is None:
+            raise PageError(HttpError(404, "not_found", "Kode pelacakan tidak ditemukan."))
+        return pages.render(self.channels.templates, "ptsp_receipt.html", view=view,
+                            officer=session, spelled=pages.spell_code(view["tracking_code"]),
+                            received_text=pages.wib(view["received_at"]),
+                            base_url=self._base_url(), sla_days=pages.SLA_DAYS)
+
+    # -- WhatsApp Business Cloud API ------------------------------------------------------
+
+    @http("GET", "/webhooks/whatsapp")
+    @endpoint(NAME, "GET /webhooks/whatsapp")
+    def whatsapp_verify(self, request):
+        expected = self.channels.whatsapp_verify_token
+        args = request.args
+        if (args.get("hub.mode") == "subscribe" and expected
+                and args.get("hub.verify_token") == expected):
+            return Response(args.get("hub.challenge", ""), mimetype="text/plain")
+        raise HttpError(403, "verification_failed", "Token verifikasi tidak cocok.")
+
+    @http("POST", "/webhooks/whatsapp")
+    @endpoint(NAME, "POST /webhooks/whatsapp")
+    def whatsapp_webhook(self, request):
+        tools = self.channels
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            raise HttpError(413, "payload_too_large", "Data yang dikirim terlalu besar.")
+        raw = request.get_data(cache=False)
+        if len(raw) > MAX_BODY_BYTES:
+            raise HttpError(413, "payload_too_large", "Data yang dikirim terlalu besar.")
+        if not whatsapp.signature_valid(raw, request.headers.get("X-Hub-Signature-256"),
+                                        tools.whatsapp_secret):
+            raise HttpError(401, "invalid_signature", "Tanda tangan webhook tidak valid.")
+        try:
+            items = whatsapp.parse(json.loads(raw.decode("utf-8")))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HttpError(400, "invalid_json", "Data JSON tidak dapat dibaca.") from exc
+        outcomes = []
+        for item in items:
+            outcome = self._whatsapp_item(item)
+            WHATSAPP_ITEMS.labels(outcome).inc()
+            outcomes.append(outcome)
+        return json_response({"status": "ok", "outcomes": outcomes})
+
+    def _whatsapp_item(self, item) -> str:
+        uow = self.db.unit_of_work
+        if isinstance(item, whatsapp.Ignored):
+            handlers.remember_outcome(uow, "whatsapp", item.key, 200,
+                                      {"outcome": item.kind, "detail": item.detail})
+            return item.kind
+        key = f"msg:{item.message_id}"
+        with self.db.session() as session:
+            if handlers.stored_answer(session, "whatsapp", key) is not None:
+                return "duplicate_delivery"
+        try:
+            phone = normalize_phone(item.sender)
+        except InvalidPhoneNumber:
+            handlers.remember_outcome(uow, "whatsapp", key, 422, {"outcome": "invalid_sender"})
+            return "invalid"
+        # Over the limit: 429 for the whole delivery; Meta retries it later and the items
+        # handled so far are skipped by their message ids.
+        self._limit(f"phone:{phone}", self.channels.phone_limit, "phone")
+        new, text = whatsapp.wants_new_complaint(item.text)
+        if not new:
+            contact_key = self.channels.box.fingerprint({"phone": phone})
+            with self.db.session() as session:
+                open_id = handlers.open_complaint_of(session, contact_key)
+            if open_id is not None:
+                try:
+                    handlers.add_info(uow, "", text, "whatsapp", complaint_id=open_id,
+                                      idempotent=("whatsapp", key))
+                except handlers.IdempotencyRace:
+                    return "duplicate_delivery"
+                except handlers.ActionRefused:
+                    pass  # closed meanwhile: becomes a new complaint below
+                else:
+                    return "info_added"
+        payload = {
+            "channel": "whatsapp", "category": "lainnya", "description": text[:4000],
+            "confidentiality": "public",
+            "complainant": {"name": (item.name or "")[:120] or None, "phone": phone},
+        }
+        try:
+            clean = validate_submission(payload)
+        except SubmissionInvalid as exc:
+            RECEIVED.labels("whatsapp", "invalid").inc()
+            handlers.remember_outcome(uow, "whatsapp", key, 422,
+                                      {"outcome": "invalid", "errors": exc.errors})
+            return "invalid"
+        record = handlers.IdempotencyRecord(
+            "whatsapp", key, "-",
+            lambda a: (200, {"outcome": "duplicate" if a.duplicate else "complaint",
+                             "tracking_code": a.tracking_code}),
+        )
+        try:
+            accepted = self._store(clean, idempotent=record)
+        except handlers.IdempotencyRace:
+            return "duplicate_delivery"
+        return "duplicate" if accepted.duplicate else "complaint"
+
+    # -- Open311 GeoReport v2 -------------------------------------------------------------
+
+    @http("GET", "/open311/v2/services.json")
+    @endpoint(NAME, "/open311/v2/services.json")
+    def open311_services(self, request):
+        return json_response(open311.services())
+
+    @http("POST", "/open311/v2/requests.json")
+    @endpoint(NAME, "POST /open311/v2/requests.json")
+    def open311_submit(self, request):
+        tools = self.channels
+        try:
+            self._limit(f"ip:{tools.client_ip(request)}", tools.ip_limit, "ip")
+            form = pages.read_form(request)
+        except HttpError as exc:
+            return json_response(open311.error(exc.status, exc.message), exc.status,
+                                 exc.headers)
+        unknown = sorted(set(form.keys()) - OPEN311_FIELDS)
+        if unknown:
+            return json_response(open311.error(400, f"Isian tidak dikenal: {', '.join(unknown)}."),
+                                 400)
+        try:
+            clean = validate_submission(open311.submission_from_form(form))
+        except SubmissionInvalid as exc:
+            RECEIVED.labels("open311", "invalid").inc()
+            return json_response([{"code": 400, "description": f"{d['field']}: {d['message']}"}
+                                  for d in exc.errors], 400)
+        accepted = self._store(clean)
+        notice = ("Pengaduan digabungkan dengan pengaduan sebelumnya yang sama."
+                  if accepted.duplicate else "Pengaduan diterima.")
+        return json_response([{"service_request_id": accepted.tracking_code,
+                               "service_notice": notice, "account_id": None}],
+                             200 if accepted.duplicate else 201)
+
+    @http("GET", "/open311/v2/requests.json")
+    @endpoint(NAME, "/open311/v2/requests.json")
+    def open311_list(self, request):
+        args = request.args
+        try:
+            start = _iso(args.get("start_date"))
+            end = _iso(args.get("end_date"))
+        except ValueError:
+            return json_response(open311.error(400, "Format tanggal harus ISO 8601."), 400)
+        ids = args.get("service_request_id")
+        with self.db.session() as session:
+            rows = handlers.open311_requests(
+                session,
+                codes=[c.strip().upper() for c in ids.split(",")][:100] if ids else None,
+                service_code=args.get("service_code"), status=args.get("status"),
+                start=start, end=end,
+            )
+        return json_response([open311.request_view(r) for r in rows])
+
+    @http("GET", "/open311/v2/requests/<string:request_id>.json")
+    @endpoint(NAME, "/open311/v2/requests/<id>.json")
+    def open311_one(self, request, request_id):
+        with self.db.session() as session:
+            rows = handlers.open311_requests(session, codes=[request_id.strip().upper()])
+        if not rows:
+            return json_response(open311.error(404, "Pengaduan tidak ditemukan."), 404)
+        return json_response([open311.request_view(rows[0])])
+
+    # -- AMQP intake ----------------------------------------------------------------------
+
+    @event_consumer("channels", "complaint_submitted")
+    def on_complaint_submitted(self, event):
+        data = event.data
+        scope, key = f"amqp:{data['channel']}", data["message_id"]
+        with self.db.session() as session:
+            if handlers.stored_answer(session, scope, key) is not None:
+                return
+        payload = {k: data.get(k) for k in (
+            "channel", "category", "description", "kecamatan_code", "desa_code", "unit_code",
+            "confidentiality", "complainant")}
+        try:
+            clean = validate_submission(payload)
+        except SubmissionInvalid as exc:
+            RECEIVED.labels(data["channel"], "invalid").inc()
+            raise InvalidSubmissionMessage(
+                "; ".join(f"{d['field']}: {d['code']}" for d in exc.errors)
+            ) from None
+        record = handlers.IdempotencyRecord(
+            scope, key, handlers.request_hash(payload),
+            lambda a: (200, {"tracking_code": a.tracking_code, "duplicate": a.duplicate}),
+        )
+        try:
+            self._store(clean, idempotent=record)
+        except handlers.IdempotencyRace:
+            return
+
+    # -- lifecycle from routing -----------------------------------------------------------
 
     @rpc
     def get_contact(self, complaint_id):
         """Personal contact for notification at send time; never logged, never in events."""
         with self.db.session() as session:
-            return handlers.contact_for(session, complaint_id)
+            return handlers.contact_for(session, complaint_id, self.channels.box)
 
-    @event_consumer("routing", "complaint_routed")
-    def on_complaint_routed(self, event):
+    def _apply(self, event):
         try:
             handlers.apply_status_event(self.db.unit_of_work, event)
         except handlers.UnknownComplaint as exc:
             raise PermanentError(f"unknown complaint {exc}") from exc
+
+    @event_consumer("routing", "complaint_routed")
+    def on_complaint_routed(self, event):
+        self._apply(event)
+
+    @event_consumer("routing", "complaint_acknowledged")
+    def on_complaint_acknowledged(self, event):
+        self._apply(event)
+
+    @event_consumer("routing", "complaint_work_started")
+    def on_complaint_work_started(self, event):
+        self._apply(event)
+
+    @event_consumer("routing", "complaint_info_requested")
+    def on_complaint_info_requested(self, event):
+        self._apply(event)
+
+    @event_consumer("routing", "complaint_responded")
+    def on_complaint_responded(self, event):
+        self._apply(event)
+
+    @event_consumer("routing", "complaint_resolved")
+    def on_complaint_resolved(self, event):
+        self._apply(event)
+
+    @event_consumer("routing", "complaint_closed")
+    def on_complaint_closed(self, event):
+        self._apply(event)
 
     @http("GET", "/health")
     def health(self, request):
@@ -108,5 +701,22 @@ class IntakeService:
         return metrics_response()
 
 
+class PageError(HttpError):
+    """An HttpError raised from a page handler (answered as JSON by `endpoint`, with headers)."""
+
+    def __init__(self, error: HttpError):
+        super().__init__(error.status, error.code, error.message, error.details, error.headers)
+
+
+def _iso(value):
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _channel_label(channel) -> str:
     return channel if isinstance(channel, str) and channel in CHANNELS else "unknown"
+
+
+__all__ = ["IntakeService", "error_response"]

@@ -28,8 +28,34 @@ deliveries = Table(
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("lease_until", UTCDateTime),
     Column("sent_at", UTCDateTime),
+    # WhatsApp: until when a free-form text may be sent (the person wrote to us); else template.
+    Column("reply_window_until", UTCDateTime),
+    # The delivery (on another channel) whose failure caused this one.
+    Column("fallback_of", String(36)),
     Index("ix_deliveries_pending", "status", "next_attempt_at"),
     Index("ix_deliveries_complaint", "complaint_id"),
+)
+
+# What notification remembers of each routed complaint, for the lifecycle messages that follow
+# (see domain/lifecycle.py). No personal data: contact_channels says only which kinds exist.
+complaint_views = Table(
+    "complaint_views",
+    metadata,
+    Column("complaint_id", String(36), primary_key=True),
+    Column("tracking_code", String(32), nullable=False),
+    Column("unit_code", String(64), nullable=False),
+    Column("unit_name", String(200), nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("confidentiality", String(16), nullable=False),
+    Column("contact_channels", JSON, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("routed_seq", Integer, nullable=False),
+    Column("notified_seq", Integer, nullable=False),
+    Column("return_reason", Text, nullable=False),
+    Column("return_seq", Integer, nullable=False),
+    Column("last_inbound_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 outbox = outbox_table(metadata)

@@ -1,7 +1,36 @@
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 NOTIFICATIONS = Counter(
     "dumas_notifications_total",
     "Delivery attempts, by provider, audience and outcome (sent, retry, failed).",
     ["provider", "audience", "outcome"],
+)
+PROVIDER_SECONDS = Histogram(
+    "dumas_notification_provider_seconds",
+    "Time a provider took to accept or refuse one message.",
+    ["provider", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RETRIES = Counter(
+    "dumas_notification_retries_total",
+    "Deliveries scheduled for another attempt after a temporary failure.",
+    ["provider", "audience"],
+)
+FALLBACKS = Counter(
+    "dumas_notification_fallbacks_total",
+    "Deliveries that failed on one channel and were planned on the next.",
+    ["audience", "from_channel", "to_channel"],
+)
+PARKED = Counter(
+    "dumas_notification_parked_total",
+    "Deliveries failed for good (notification_failed published), by provider and audience.",
+    ["provider", "audience"],
+)
+PENDING = Gauge(
+    "dumas_notification_pending_deliveries",
+    "Deliveries planned and not yet sent or failed (includes those waiting for a retry).",
+)
+OLDEST_PENDING = Gauge(
+    "dumas_notification_oldest_pending_seconds",
+    "Age of the oldest pending delivery (0 when none).",
 )

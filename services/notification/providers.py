@@ -30,7 +30,14 @@ class ProviderError(Exception):
 
 
 class TemporaryProviderError(ProviderError):
-    """Worth retrying later: timeouts, rate limits, a full disk, a gateway outage."""
+    """Worth retrying later: timeouts, rate limits, a full disk, a gateway outage.
+
+    ``retry_after``: seconds the provider asked us to wait (HTTP 429/503 ``Retry-After``).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentProviderError(ProviderError):
@@ -48,9 +55,13 @@ class Provider(ABC):
 
     @abstractmethod
     def send(
-        self, delivery_id: str, channel: str, address: str, message: RenderedMessage
+        self, delivery_id: str, channel: str, address: str, message: RenderedMessage,
+        *, reply_window_open: bool = False,
     ) -> ProviderResult:
         """Hand over one delivery.
+
+        ``reply_window_open``: the person wrote to us on this channel recently enough for a
+        free-form reply (WhatsApp's 24-hour customer service window).
 
         Where the provider supports it, sending the same delivery_id again must not produce a
         second message (a redelivered event replans the same ids).
@@ -76,7 +87,8 @@ class FileProvider(Provider):
         return self.outbox_dir / f"{delivery_id}.json"
 
     def send(
-        self, delivery_id: str, channel: str, address: str, message: RenderedMessage
+        self, delivery_id: str, channel: str, address: str, message: RenderedMessage,
+        *, reply_window_open: bool = False,
     ) -> ProviderResult:
         target = self.path_for(delivery_id)
         if not address:

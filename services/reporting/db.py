@@ -1,8 +1,21 @@
-"""reporting's tables: every event it has seen (the source of truth for rebuilds) and the
-complaint projection the statistics are computed from."""
+"""reporting's tables: every event it has seen (the source of truth for rebuilds), the complaint
+projection, and the counter tables the statistics read (never the complaints themselves)."""
 
-from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+)
 
+from services.reporting.domain.aggregates import COUNTER_COLUMNS
 from shared.db import UTCDateTime
 
 metadata = MetaData()
@@ -32,17 +45,63 @@ complaints = Table(
     Column("kecamatan_code", String(16)),
     Column("confidentiality", String(16)),
     Column("status", String(32), nullable=False),
+    Column("status_seq", Integer, nullable=False, default=0, server_default="0"),
     Column("unit_code", String(64)),
     Column("rule", String(64)),
     Column("received_at", UTCDateTime),
     Column("routed_at", UTCDateTime),
     Column("last_routed_at", UTCDateTime),
     Column("due_at", UTCDateTime),
+    Column("first_response_at", UTCDateTime),
+    Column("resolved_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
     Column("unit_notified_at", UTCDateTime),
     Column("complainant_notified_at", UTCDateTime),
     Column("notifications_sent", Integer, nullable=False, default=0),
     Column("notifications_failed", Integer, nullable=False, default=0),
+    Column("returned_count", Integer, nullable=False, default=0, server_default="0"),
+    Column("reroute_count", Integer, nullable=False, default=0, server_default="0"),
+    Column("reopened_count", Integer, nullable=False, default=0, server_default="0"),
+    Column("info_added_count", Integer, nullable=False, default=0, server_default="0"),
+    Column("sla_warned", Boolean, nullable=False, default=False, server_default="0"),
+    Column("sla_breached", Boolean, nullable=False, default=False, server_default="0"),
+    Column("rating", SmallInteger),
+    Column("rated_at", UTCDateTime),
     Index("ix_complaint_facts_status", "status"),
     Index("ix_complaint_facts_unit", "unit_code"),
     Index("ix_complaint_facts_received", "received_at"),
+    # The staff list of open complaints: per unit, oldest first.
+    Index("ix_complaint_facts_unit_status_received", "unit_code", "status", "received_at"),
+)
+
+_KEY = (
+    Column("day", Date, nullable=False),
+    Column("unit_code", String(64), nullable=False),
+    Column("kecamatan_code", String(16), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("confidentiality", String(16), nullable=False),
+)
+KEY_COLUMNS = tuple(c.name for c in _KEY)
+
+# One row per (day received, unit, kecamatan, channel, category, confidentiality): counters.
+daily_stats = Table(
+    "daily_stats",
+    metadata,
+    *(c.copy() for c in _KEY),
+    *(Column(name, Integer, nullable=False, default=0) for name in COUNTER_COLUMNS),
+    PrimaryKeyConstraint(*KEY_COLUMNS, name="pk_daily_stats"),
+    Index("ix_daily_stats_unit_day", "unit_code", "day"),
+)
+
+# Histogram of working days (to first response, to resolution) under the same key.
+duration_stats = Table(
+    "duration_stats",
+    metadata,
+    *(c.copy() for c in _KEY),
+    Column("measure", String(16), nullable=False),
+    Column("working_days", Integer, nullable=False),
+    Column("n", Integer, nullable=False, default=0),
+    PrimaryKeyConstraint(*KEY_COLUMNS, "measure", "working_days", name="pk_duration_stats"),
+    Index("ix_duration_stats_unit_day", "unit_code", "day"),
 )

@@ -4,26 +4,21 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from services.routing.db import decisions
+from services.routing.casework import SYSTEM, audit, summary
+from services.routing.db import complaints, decisions
 from services.routing.domain.registry import Registry
 from services.routing.domain.rules import ComplaintFacts, Decision, decide
-from services.routing.domain.sla import response_due_at
+from services.routing.domain.sla import deadlines
 from shared.contracts import Event, build_event
 from shared.db import dialect_insert, utcnow
 
 CONSUMER = "routing"
-SUMMARY_LENGTH = 160
+
+__all__ = ["CONSUMER", "decision_for", "route_complaint", "summary"]
 
 
-def summary(description: str, confidentiality: str) -> str:
-    """A short excerpt for the unit's notification; nothing of a confidential complaint."""
-    if confidentiality == "confidential":
-        return ""
-    text = " ".join(description.split())
-    return text if len(text) <= SUMMARY_LENGTH else text[: SUMMARY_LENGTH - 1].rstrip() + "…"
-
-
-def route_complaint(uow_factory, registry: Registry, event: Event, now: datetime | None = None):
+def route_complaint(uow_factory, registry: Registry, event: Event, now: datetime | None = None,
+                    calendar=None, response_days=None, resolution_days=None):
     """Decide and record the routing of a received complaint, and stage `complaint_routed`.
 
     Idempotent twice over: the processed-event mark, and one decision per complaint (primary
@@ -43,7 +38,9 @@ def route_complaint(uow_factory, registry: Registry, event: Event, now: datetime
     )
     decision: Decision = decide(facts, registry)
     now = now or utcnow()
-    due = response_due_at(data["category"], data["received_at"])
+    clocks = deadlines(data["category"], data["received_at"], calendar, response_days,
+                       resolution_days)
+    due = clocks["response_due_at"]
     with uow_factory() as uow:
         if not uow.claim(CONSUMER, event.event_id):
             return None
@@ -71,6 +68,37 @@ def route_complaint(uow_factory, registry: Registry, event: Event, now: datetime
             uow.commit()
             return None
         unit = decision.unit
+        s.execute(
+            complaints.insert().values(
+                complaint_id=str(facts.complaint_id),
+                tracking_code=data["tracking_code"],
+                unit_code=decision.unit_code,
+                shadow_unit_code=decision.shadow_copy_unit_code,
+                section=decision.section,
+                rule=decision.rule,
+                reason=decision.reason,
+                category=facts.category,
+                channel=facts.channel,
+                confidentiality=facts.confidentiality,
+                description=facts.description,
+                kecamatan_code=facts.kecamatan_code,
+                desa_code=facts.desa_code,
+                unit_hint=facts.unit_hint,
+                unit_hint_trusted=facts.unit_hint_trusted,
+                contact_channels=list(data.get("contact_channels", [])),
+                status="routed",
+                seq=1,
+                received_at=data["received_at"],
+                routed_at=now,
+                updated_at=now,
+                **clocks,
+            )
+        )
+        audit(s, actor=SYSTEM, role=SYSTEM, action="routed", complaint_id=facts.complaint_id,
+              unit_code=decision.unit_code, after={"status": "routed",
+                                                   "unit_code": decision.unit_code,
+                                                   "rule": decision.rule},
+              text=decision.reason, at=now)
         uow.publish(
             build_event(
                 "complaint_routed",
@@ -91,6 +119,8 @@ def route_complaint(uow_factory, registry: Registry, event: Event, now: datetime
                     "summary": summary(facts.description, facts.confidentiality),
                     "routed_at": now,
                     "due_at": due,
+                    "status": "routed",
+                    "seq": 1,
                 },
                 correlation_id=facts.complaint_id,
                 occurred_at=now,

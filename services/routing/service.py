@@ -1,16 +1,47 @@
-"""routing: the nameko adapter. Consume received complaints, decide, record, announce."""
+"""routing: the nameko adapter. Consume received complaints, decide, record, announce; serve the
+unit inbox (pages and JSON API); run the SLA clock; change rollout stages."""
+
+import logging
 
 from nameko.rpc import rpc
 from nameko.web.handlers import http
 
-from services.routing import accounts, handlers
+from services.routing import accounts, casework, handlers, inbox_web, rollout, sla_clock
 from services.routing.db import metadata
-from services.routing.metrics import ROUTED
+from services.routing.domain import lifecycle
+from services.routing.domain.registry import STAGES
+from services.routing.metrics import (
+    ACTIONS,
+    AUTO_CLOSED,
+    OPEN,
+    ROUTED,
+    SLA_BREACHES,
+    SLA_WARNINGS,
+    STAGE_CHANGES,
+)
 from services.routing.registry_cache import RegistryCache
+from services.routing.timers import config_timer
+from shared import auth
 from shared.nameko_ext import Database, Health, event_consumer
-from shared.web import endpoint, health_response, json_response, metrics_response
+from shared.web import (
+    HttpError,
+    endpoint,
+    health_response,
+    json_response,
+    metrics_response,
+    read_json,
+    set_session_cookie,
+)
 
 NAME = "routing"
+MAX_FORM_BYTES = 64 * 1024
+log = logging.getLogger(__name__)
+
+
+def _form(request) -> dict:
+    request.max_content_length = MAX_FORM_BYTES
+    request.max_form_memory_size = MAX_FORM_BYTES
+    return request.form
 
 
 class RoutingService:
@@ -20,12 +51,42 @@ class RoutingService:
     registry = RegistryCache()
     broker = Health()
 
+    # -- events ------------------------------------------------------------------------------
     @event_consumer("intake", "complaint_received")
     def on_complaint_received(self, event):
         decision = handlers.route_complaint(self.db.unit_of_work, self.registry.current(), event)
         if decision is not None:
             ROUTED.labels(decision.unit_code, decision.rule).inc()
 
+    @event_consumer("intake", "complaint_info_added")
+    def on_info_added(self, event):
+        casework.info_added(self.db.unit_of_work, handlers.CONSUMER, event)
+
+    @event_consumer("intake", "complaint_rated")
+    def on_rated(self, event):
+        casework.rated(self.db.unit_of_work, handlers.CONSUMER, event)
+
+    @event_consumer("intake", "complaint_reopened")
+    def on_reopened(self, event):
+        casework.reopened(self.db.unit_of_work, handlers.CONSUMER, event)
+
+    # -- the SLA clock -----------------------------------------------------------------------
+    @config_timer("SLA_TICK_SECONDS", 30)
+    def sla_tick(self):
+        fired = sla_clock.tick(self.db.unit_of_work)
+        for name, count in fired.items():
+            if not count:
+                continue
+            if name == "auto_closed":
+                AUTO_CLOSED.inc(count)
+            elif name.endswith("_breach"):
+                SLA_BREACHES.labels(name.split("_")[0]).inc(count)
+            else:
+                SLA_WARNINGS.labels(name.split("_")[0]).inc(count)
+        if any(fired.values()):
+            log.info("SLA clock: %s", {k: v for k, v in fired.items() if v})
+
+    # -- RPC ---------------------------------------------------------------------------------
     @rpc
     def get_unit_contacts(self, unit_code):
         """Official contacts of a unit (and its head), for notification at send time."""
@@ -45,11 +106,278 @@ class RoutingService:
     @rpc
     def authenticate(self, username, password):
         """Check a person's credentials (any service's sign-in page calls this)."""
+        return self._authenticate(username, password)
+
+    def _authenticate(self, username, password):
         with self.db.session() as session:
             result = accounts.authenticate(session, username, password)
             session.commit()
         return result
 
+    # -- inbox pages -------------------------------------------------------------------------
+    def _page_user(self, request):
+        """(session, None) for a person with inbox access, or (None, response) to send."""
+        session = inbox_web.current_session(request)
+        if session is None:
+            return None, inbox_web.login_redirect(request)
+        if session.role not in lifecycle.INBOX_ROLES:
+            return None, inbox_web.page_error(
+                self.registry.current(), session, 403, "Akses ditolak",
+                "Peran Anda tidak memiliki akses ke kotak masuk unit.")
+        return session, None
+
+    @http("GET", "/inbox/static/<string:name>")
+    @endpoint(NAME, "/inbox/static")
+    def inbox_static(self, request, name):
+        return inbox_web.static_file(name)
+
+    @http("GET", "/inbox/masuk")
+    @endpoint(NAME, "/inbox/masuk")
+    def sign_in_page(self, request):
+        return inbox_web.render("login.html", self.registry.current())
+
+    @http("POST", "/inbox/masuk")
+    @endpoint(NAME, "/inbox/masuk")
+    def sign_in(self, request):
+        form = _form(request)
+        username = form.get("username", "").strip()[:64]
+        result = self._authenticate(username, form.get("password", "")[:256])
+        if not result["ok"]:
+            message = ("Akun terkunci sementara karena terlalu banyak percobaan. Coba lagi nanti."
+                       if result["reason"] == "locked"
+                       else "Nama pengguna atau kata sandi salah.")
+            return inbox_web.render("login.html", self.registry.current(), status=401,
+                                    error=message, username=username)
+        return inbox_web.sign_in_response(result, request.args.get("next"))
+
+    @http("POST", "/inbox/keluar")
+    @endpoint(NAME, "/inbox/keluar")
+    def sign_out(self, request):
+        return inbox_web.sign_out_response()
+
+    @http("GET", "/inbox")
+    @endpoint(NAME, "/inbox")
+    def inbox_page(self, request):
+        user, response = self._page_user(request)
+        if response:
+            return response
+        status = request.args.get("status") or None
+        if status not in (None, *lifecycle.ACTIVE, "closed"):
+            status = None
+        page = _int(request.args.get("halaman"), 1)
+        with self.db.session() as session:
+            listing = casework.inbox(session, inbox_web.actor_of(user), status=status, page=page)
+        return inbox_web.render("inbox.html", self.registry.current(), user, page=listing,
+                                status=status or "", flash=_flash(request))
+
+    @http("GET", "/inbox/pengaduan/<string:complaint_id>")
+    @endpoint(NAME, "/inbox/pengaduan")
+    def complaint_page(self, request, complaint_id, error=None, status=200):
+        user, response = self._page_user(request)
+        if response:
+            return response
+        registry = self.registry.current()
+        actor = inbox_web.actor_of(user)
+        try:
+            with self.db.session() as session:
+                row, timeline = casework.detail(session, actor, complaint_id)
+        except casework.NotFound:
+            return inbox_web.not_found_page(registry, user)
+        actions = lifecycle.available_actions(user.role, user.unit_code, row["unit_code"],
+                                              row["status"])
+        targets = [u for u in sorted(registry.units(), key=lambda u: (u.type != "desk", u.name))
+                   if (u.accepting or u.type == "desk") and u.code != row["unit_code"]]
+        return inbox_web.render(
+            "detail.html", registry, user, status=status, c=row, timeline=timeline,
+            actions=actions, targets=targets, error=error, flash=_flash(request),
+            read_only=not lifecycle.can_act(user.role, user.unit_code, row["unit_code"]),
+        )
+
+    @http("POST", "/inbox/pengaduan/<string:complaint_id>/tindakan")
+    @endpoint(NAME, "/inbox/pengaduan/tindakan")
+    def complaint_action_form(self, request, complaint_id):
+        user, response = self._page_user(request)
+        if response:
+            return response
+        form = _form(request)
+        if not auth.check_csrf(user, form.get("csrf_token")):
+            return inbox_web.page_error(self.registry.current(), user, 403, "Akses ditolak",
+                                        "Formulir kedaluwarsa. Muat ulang halaman lalu coba lagi.")
+        action = form.get("action", "")
+        try:
+            self._act(user, complaint_id, action, form.get("text"), form.get("target_unit"))
+        except casework.NotFound:
+            return inbox_web.not_found_page(self.registry.current(), user)
+        except (lifecycle.LifecycleError, casework.Invalid, casework.Conflict) as exc:
+            error = inbox_web.to_http_error(exc)
+            return self.complaint_page(request, complaint_id, error=error.message,
+                                       status=error.status)
+        if action == "return":  # no longer this unit's: back to its list
+            return inbox_web.redirect("/inbox?ok=return")
+        return inbox_web.redirect(f"/inbox/pengaduan/{complaint_id}?ok={action}")
+
+    def _act(self, user, complaint_id, action, text, target_unit):
+        row = casework.act(self.db.unit_of_work, self.registry.current(),
+                           inbox_web.actor_of(user), complaint_id, action, text, target_unit)
+        ACTIONS.labels(action, user.role).inc()
+        return row
+
+    @http("GET", "/inbox/audit")
+    @endpoint(NAME, "/inbox/audit")
+    def audit_page(self, request):
+        user, response = self._page_user(request)
+        if response:
+            return response
+        if user.role not in ("desk_admin", "auditor"):
+            return inbox_web.page_error(self.registry.current(), user, 403, "Akses ditolak",
+                                        "Jejak audit hanya untuk Admin Meja Dumas dan Auditor.")
+        with self.db.session() as session:
+            entries = casework.audit_trail(session, before_id=_int(request.args.get("before")))
+        next_before = entries[-1]["id"] if len(entries) == 200 else None
+        return inbox_web.render("audit.html", self.registry.current(), user, entries=entries,
+                                next_before=next_before)
+
+    @http("GET", "/inbox/unit")
+    @endpoint(NAME, "/inbox/unit")
+    def units_page(self, request):
+        user, response = self._page_user(request)
+        if response:
+            return response
+        if user.role not in ("desk_admin", "auditor"):
+            return inbox_web.page_error(self.registry.current(), user, 403, "Akses ditolak",
+                                        "Halaman ini hanya untuk Admin Meja Dumas dan Auditor.")
+        registry = self.registry.current()
+        units = sorted(registry.units(), key=lambda u: (u.type != "desk", u.type, u.name))
+        return inbox_web.render("units.html", registry, user, units=units, stages=STAGES,
+                                can_change=user.role == "desk_admin", flash=_flash(request))
+
+    @http("POST", "/inbox/unit/<string:unit_code>/tahap")
+    @endpoint(NAME, "/inbox/unit/tahap")
+    def units_stage_form(self, request, unit_code):
+        user, response = self._page_user(request)
+        if response:
+            return response
+        form = _form(request)
+        registry = self.registry.current()
+        if user.role != "desk_admin" or not auth.check_csrf(user, form.get("csrf_token")):
+            return inbox_web.page_error(registry, user, 403, "Akses ditolak",
+                                        "Hanya Admin Meja Dumas yang dapat mengubah tahap unit.")
+        try:
+            self._change_stage(user, unit_code, form.get("stage", ""), form.get("reason", ""))
+        except rollout.StageError as exc:
+            error = inbox_web.to_http_error(exc)
+            return inbox_web.page_error(registry, user, error.status, "Tahap tidak diubah",
+                                        error.message)
+        return inbox_web.redirect("/inbox/unit?ok=stage")
+
+    def _change_stage(self, user, unit_code, stage, reason):
+        result = rollout.change_stage(self.db.unit_of_work, unit_code, stage, user.username,
+                                      user.role, reason)
+        if result["changed"]:
+            STAGE_CHANGES.labels(stage).inc()
+        return result
+
+    # -- inbox JSON API ----------------------------------------------------------------------
+    @http("POST", "/api/v1/session")
+    @endpoint(NAME, "/api/v1/session")
+    def api_sign_in(self, request):
+        body = read_json(request)
+        if not isinstance(body, dict):
+            raise HttpError(400, "invalid_body", "Data harus berupa objek JSON.")
+        result = self._authenticate(str(body.get("username", ""))[:64],
+                                    str(body.get("password", ""))[:256])
+        if not result["ok"]:
+            raise HttpError(401, "invalid_credentials" if result["reason"] == "invalid"
+                            else "account_locked", "Nama pengguna atau kata sandi salah."
+                            if result["reason"] == "invalid" else "Akun terkunci sementara.")
+        session, token = auth.issue_session(result["username"], result["role"],
+                                            result["unit_code"], result["display_name"])
+        response = json_response({"username": session.username, "role": session.role,
+                                  "unit_code": session.unit_code,
+                                  "csrf_token": auth.csrf_token(session)})
+        return set_session_cookie(response, auth.SESSION_COOKIE, token, auth.SESSION_LIFETIME)
+
+    @http("GET", "/api/v1/inbox")
+    @endpoint(NAME, "/api/v1/inbox")
+    def api_inbox(self, request):
+        user = inbox_web.require_api_session(request)
+        actor = inbox_web.actor_of(user)
+        status = request.args.get("status") or None
+        if status is not None and status not in (*lifecycle.ACTIVE, "closed"):
+            raise HttpError(400, "invalid_status", "Status tidak dikenal.")
+        with self.db.session() as session:
+            listing = casework.inbox(session, actor, status=status,
+                                     unit=request.args.get("unit") or None,
+                                     page=_int(request.args.get("page"), 1))
+        registry = self.registry.current()
+        return json_response({
+            "total": listing["total"], "page": listing["page"],
+            "page_size": listing["page_size"],
+            "items": [inbox_web.complaint_json(r, registry, actor) for r in listing["items"]],
+        })
+
+    @http("GET", "/api/v1/inbox/complaints/<string:complaint_id>")
+    @endpoint(NAME, "/api/v1/inbox/complaints")
+    def api_complaint(self, request, complaint_id):
+        user = inbox_web.require_api_session(request)
+        actor = inbox_web.actor_of(user)
+        try:
+            with self.db.session() as session:
+                row, timeline = casework.detail(session, actor, complaint_id)
+        except casework.NotFound as exc:
+            raise inbox_web.to_http_error(exc) from None
+        return json_response(inbox_web.complaint_json(row, self.registry.current(), actor,
+                                                      timeline))
+
+    @http("POST", "/api/v1/inbox/complaints/<string:complaint_id>/actions")
+    @endpoint(NAME, "/api/v1/inbox/complaints/actions")
+    def api_action(self, request, complaint_id):
+        user = inbox_web.require_api_session(request, write=True)
+        body = read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+            raise HttpError(400, "invalid_body", "Sertakan \"action\" (teks) dalam objek JSON.")
+        text = body.get("text")
+        if text is not None and not isinstance(text, str):
+            raise HttpError(400, "invalid_body", "\"text\" harus berupa teks.")
+        try:
+            row = self._act(user, complaint_id, body["action"], text,
+                            str(body.get("target_unit") or "") or None)
+        except (casework.NotFound, lifecycle.LifecycleError, casework.Invalid,
+                casework.Conflict) as exc:
+            raise inbox_web.to_http_error(exc) from None
+        return json_response({"complaint_id": row["complaint_id"], "status": row["status"],
+                              "unit_code": row["unit_code"], "seq": row["seq"]})
+
+    @http("GET", "/api/v1/audit")
+    @endpoint(NAME, "/api/v1/audit")
+    def api_audit(self, request):
+        user = inbox_web.require_api_session(request)
+        if user.role not in ("desk_admin", "auditor"):
+            raise HttpError(403, "forbidden", "Jejak audit hanya untuk Admin Meja Dumas dan "
+                            "Auditor.")
+        with self.db.session() as session:
+            entries = casework.audit_trail(session, limit=min(_int(request.args.get("limit"),
+                                                                   200), 1000),
+                                           before_id=_int(request.args.get("before")))
+        return json_response({"entries": entries})
+
+    @http("POST", "/api/v1/units/<string:unit_code>/stage")
+    @endpoint(NAME, "/api/v1/units/stage")
+    def api_change_stage(self, request, unit_code):
+        user = inbox_web.require_api_session(request, write=True)
+        if user.role != "desk_admin":
+            raise HttpError(403, "forbidden", "Hanya Admin Meja Dumas yang dapat mengubah tahap.")
+        body = read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("stage"), str):
+            raise HttpError(400, "invalid_body", "Sertakan \"stage\" dalam objek JSON.")
+        try:
+            result = self._change_stage(user, unit_code, body["stage"],
+                                        str(body.get("reason") or ""))
+        except rollout.StageError as exc:
+            raise inbox_web.to_http_error(exc) from None
+        return json_response(result)
+
+    # -- registry, health, metrics -----------------------------------------------------------
     @http("GET", "/api/v1/units")
     @endpoint(NAME, "/api/v1/units")
     def units(self, request):
@@ -76,4 +404,31 @@ class RoutingService:
     @http("GET", "/metrics")
     def metrics(self, request):
         self.db.refresh_metrics()
+        try:
+            with self.db.session() as session:
+                counts = casework.open_counts(session)
+            OPEN.clear()
+            for unit, status, count in counts:
+                OPEN.labels(unit, status).set(count)
+        except Exception as exc:  # metrics must answer even when the database does not
+            log.warning("could not count open complaints: %s", exc)
         return metrics_response()
+
+
+def _int(value, default=None):
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def _flash(request) -> str | None:
+    return {
+        "acknowledge": "Pengaduan diterima.", "start": "Pengaduan sedang ditangani.",
+        "request_info": "Permintaan informasi dikirim ke pelapor.",
+        "respond": "Jawaban dikirim ke pelapor.", "resolve": "Pengaduan ditandai selesai.",
+        "note": "Catatan disimpan.", "return": "Pengaduan dikembalikan ke Meja Dumas.",
+        "reroute": "Pengaduan dialihkan.", "close": "Pengaduan ditutup.",
+        "reject": "Pengaduan ditolak.", "duplicate": "Pengaduan ditandai duplikat.",
+        "stage": "Tahap unit disimpan.",
+    }.get(request.args.get("ok", ""))

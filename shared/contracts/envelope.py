@@ -96,7 +96,7 @@ def load_event(body: Any, expected_types: tuple[str, ...] | None = None) -> Even
     if isinstance(body, str):
         try:
             body = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise MalformedEvent("undecodable", str(exc)) from exc
     if not isinstance(body, dict):
         raise MalformedEvent("invalid_envelope", "body is not a JSON object")

@@ -119,6 +119,15 @@ class ComplaintAcknowledgedV1(_UnitAction):
     """The unit has seen the complaint and is handling it."""
 
 
+class ComplaintWorkStartedV1(_UnitAction):
+    """The complaint is being worked on (status in_progress): the unit started, the complainant
+    answered a question, or the complainant reopened it."""
+
+    cause = fields.String(
+        load_default="started", validate=validate.OneOf(("started", "info_added", "reopened"))
+    )
+
+
 class ComplaintInfoRequestedV1(_UnitAction):
     """The unit asks the complainant for more information."""
 
@@ -203,6 +212,31 @@ class ComplaintReopenedV1(Schema):
     at = fields.AwareDateTime(required=True)
 
 
+class _SubmittedComplainant(Schema):
+    name = fields.String(load_default=None, allow_none=True, validate=validate.Length(0, 120))
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(0, 32))
+    email = fields.String(load_default=None, allow_none=True, validate=validate.Length(0, 254))
+
+
+class ComplaintSubmittedV1(Schema):
+    """A channel -> intake (exchange `channels.events`): a complaint to take in, the same fields
+    as `POST /api/v1/complaints`. intake validates it fully (catalogues, phone, e-mail) and parks
+    what it refuses. The one wire message with personal data: a command to intake only, which
+    no other service consumes. `message_id` (the channel's own id) makes resubmission safe."""
+
+    message_id = fields.String(required=True, validate=validate.Length(1, 200))
+    channel = fields.String(required=True, validate=validate.OneOf(tuple(CHANNELS)))
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORY_CODES))
+    description = fields.String(required=True, validate=validate.Length(10, 4000))
+    kecamatan_code = fields.String(load_default=None, allow_none=True, validate=_kecamatan)
+    desa_code = fields.String(load_default=None, allow_none=True, validate=_desa)
+    unit_code = fields.String(load_default=None, allow_none=True, validate=_code)
+    confidentiality = fields.String(
+        load_default="public", validate=validate.OneOf(tuple(CONFIDENTIALITY))
+    )
+    complainant = fields.Nested(_SubmittedComplainant, load_default=None, allow_none=True)
+
+
 # (event_type, version) -> schema. Add a new version here with an upcaster in envelope.py.
 SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("complaint_received", 1): ComplaintReceivedV1,
@@ -210,6 +244,7 @@ SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("notification_sent", 1): NotificationSentV1,
     ("notification_failed", 1): NotificationFailedV1,
     ("complaint_acknowledged", 1): ComplaintAcknowledgedV1,
+    ("complaint_work_started", 1): ComplaintWorkStartedV1,
     ("complaint_info_requested", 1): ComplaintInfoRequestedV1,
     ("complaint_responded", 1): ComplaintRespondedV1,
     ("complaint_resolved", 1): ComplaintResolvedV1,
@@ -221,6 +256,7 @@ SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("complaint_info_added", 1): ComplaintInfoAddedV1,
     ("complaint_rated", 1): ComplaintRatedV1,
     ("complaint_reopened", 1): ComplaintReopenedV1,
+    ("complaint_submitted", 1): ComplaintSubmittedV1,
 }
 
 # Which service publishes each event type; the exchange is "<producer>.events".
@@ -230,6 +266,7 @@ PRODUCERS: dict[str, str] = {
     "notification_sent": "notification",
     "notification_failed": "notification",
     "complaint_acknowledged": "routing",
+    "complaint_work_started": "routing",
     "complaint_info_requested": "routing",
     "complaint_responded": "routing",
     "complaint_resolved": "routing",
@@ -241,4 +278,5 @@ PRODUCERS: dict[str, str] = {
     "complaint_info_added": "intake",
     "complaint_rated": "intake",
     "complaint_reopened": "intake",
+    "complaint_submitted": "channels",
 }

@@ -86,6 +86,7 @@ def sample_data(event_type: str) -> dict:
     }
     samples.update(
         complaint_acknowledged=action,
+        complaint_work_started={**action, "status": "in_progress", "cause": "info_added"},
         complaint_info_requested={**action, "question": "Kapan ijazah diminta?"},
         complaint_responded={**action, "response": "Ijazah dapat diambil hari Senin."},
         complaint_resolved={**action, "resolution": "Ijazah sudah diserahkan."},
@@ -103,6 +104,13 @@ def sample_data(event_type: str) -> dict:
                          "rating": 4, "comment": "Cepat", "at": AT},
         complaint_reopened={"complaint_id": COMPLAINT_ID, "tracking_code": "DMS-7KQ4-MX9T-2BH3",
                             "reason": "Belum selesai", "at": AT},
+        complaint_submitted={"message_id": "rd-000123", "channel": "rumah_digital",
+                             "category": "nikah_rujuk", "kecamatan_code": "17.08.05",
+                             "desa_code": None, "unit_code": None,
+                             "description": "Pendaftaran nikah belum diproses dua minggu",
+                             "confidentiality": "public",
+                             "complainant": {"name": "Budi", "phone": "0812345678",
+                                             "email": None}},
     )
     return samples[event_type]
 
@@ -127,7 +135,10 @@ def reason_for(body) -> str:
 def test_every_event_type_has_a_sample_and_a_producer():
     for event_type in EVENT_TYPES:
         assert sample_data(event_type)
-        assert PRODUCERS[event_type] in ("intake", "routing", "notification", "reporting")
+        # "channels": external channels publishing complaint_submitted to intake.
+        assert PRODUCERS[event_type] in (
+            "intake", "routing", "notification", "reporting", "channels"
+        )
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
@@ -291,7 +302,7 @@ def test_build_event_refuses_invalid_data(event_type, field, value):
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
 def test_build_event_refuses_data_missing_a_required_field(event_type):
     data = dict(sample_data(event_type))
-    required = "complaint_id" if "complaint_id" in data else "unit_code"
+    required = next(k for k in ("complaint_id", "message_id", "unit_code") if k in data)
     del data[required]
 
     with pytest.raises(ValueError, match=required):

@@ -54,6 +54,27 @@ def next_status(current: str | None, event_type: str) -> str | None:
     return current
 
 
+def seq_applies(last_seq: int | None, seq: int) -> bool:
+    """Whether a lifecycle event numbered ``seq`` moves the current status (routing numbers the
+    transitions of each complaint; the highest applied number wins, so a late or redelivered
+    event never moves a complaint backwards, yet a reopened one can go back to in_progress)."""
+    return seq > (last_seq or 0)
+
+
+# What the complainant may do on the tracking page, by current status.
+def can_answer(status: str) -> bool:
+    return status == "info_requested"
+
+
+def can_rate(status: str, rating: int | None) -> bool:
+    return status == "resolved" and rating is None
+
+
+def can_reopen(status: str, last_seq: int, reopen_requested_seq: int | None) -> bool:
+    # One request per resolution: a new transition (higher seq) allows another.
+    return status == "resolved" and (reopen_requested_seq or -1) < last_seq
+
+
 def has_reached(status: str, milestone: str) -> bool:
     """Whether ``status`` is ``milestone`` or later in the lifecycle."""
     return _RANK[status] >= _RANK[milestone]
@@ -71,10 +92,17 @@ def public_view(complaint_record: Mapping[str, Any], history: Iterable[Mapping[s
     category = complaint_record["category"]
     known_category = CATEGORY_BY_CODE.get(category)
     routed = has_reached(status, "routed") and bool(complaint_record.get("unit_code"))
-    entries = sorted(
-        ((_utc(entry["occurred_at"]), entry["status"]) for entry in history),
-        key=lambda pair: pair[0],
-    )
+    entries = [
+        (at, entry_status)
+        for _seq, at, entry_status in sorted(
+            (
+                (entry.get("seq") or 0, _utc(entry["occurred_at"]), entry["status"])
+                for entry in history
+            ),
+            key=lambda triple: (triple[0], triple[1]),
+        )
+    ]
+    due_at = complaint_record.get("due_at")
     return {
         "tracking_code": complaint_record["tracking_code"],
         "status": status,
@@ -83,6 +111,7 @@ def public_view(complaint_record: Mapping[str, Any], history: Iterable[Mapping[s
         "category_name": known_category.name if known_category else category,
         "unit_code": complaint_record["unit_code"] if routed else None,
         "unit_name": complaint_record.get("unit_name") if routed else None,
+        "expected_at": _utc(due_at).isoformat() if due_at else None,
         "history": [
             {"status": entry_status, "status_label": STATUSES[entry_status], "at": at.isoformat()}
             for at, entry_status in entries

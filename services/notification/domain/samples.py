@@ -69,7 +69,12 @@ SAMPLE_CONTEXTS: dict[tuple[str, str], dict[str, Any]] = {
     ),
     ("complaint_resolved", "complainant"): _complainant(
         unit_name=_UNIT,
+        resolution=(
+            "Pemeriksaan berkas telah dilaksanakan pada 3 Desember 2026 dan akad nikah "
+            "dijadwalkan pada 12 Desember 2026 di KUA Kecamatan Kabawetan."
+        ),
         resolved_at="2026-12-15T03:30:00+00:00",
+        feedback_until="2026-12-29T16:59:00+00:00",
     ),
     ("complaint_closed", "complainant"): _complainant(
         closed_at="2026-12-22T03:30:00+00:00",

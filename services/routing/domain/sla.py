@@ -6,20 +6,29 @@ non-working day, is treated as received at the start of the next working day. A 
 working days falls at 16:00 WIB on the N-th working day after the (effective) day of receipt:
 received Monday 10:00 with 5 days -> due the next Monday 16:00.
 
-Response targets (first substantive response by the handling unit), in working days:
+Two clocks per complaint, as in national complaint-handling practice (SP4N-LAPOR!):
 
-    integritas   3  reports of extortion or bribery need quick protection of the complainant
-    nikah_rujuk  3  weddings are date-bound; a late answer is no answer
-    (others)     5  the usual public-service complaint response time
+- first response (the unit acknowledges the complaint): 3 working days for every category
+  (`RESPONSE_WORKING_DAYS` overrides it per category);
+- resolution: 5 working days for information requests and simple complaints, 14 for those that
+  need checking, 60 for those that need a field investigation (`RESOLUTION_WORKING_DAYS`).
 
-The table is `RESPONSE_WORKING_DAYS`; `response_working_days(category)` reads it.
+Both tables can be overridden per deployment (routing's config `SLA_RESPONSE_DAYS`,
+`SLA_RESOLUTION_DAYS`: {category: days}). A warning is due after two thirds of a deadline
+(`warning_at`). While the unit waits for the complainant (`info_requested`) the clocks pause:
+`shift_working_days` moves a deadline by the working days the pause lasted.
+
+The non-working days are the Indonesian national holidays of the `holidays` library (country
+ID) plus the bundled calendar `data/holidays.yaml`, which adds the cuti bersama decided every
+year by SKB 3 Menteri (and corrects moved holidays before the library does).
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta, timezone
 from functools import cache
 from pathlib import Path
 
+import holidays as holidays_lib
 import yaml
 
 try:
@@ -31,15 +40,63 @@ except (ImportError, KeyError):  # no tz database on the host; WIB has had no DS
 
 HOLIDAYS_FILE = Path(__file__).resolve().parent.parent / "data" / "holidays.yaml"
 OFFICE_CLOSES = time(16, 0)
-DEFAULT_RESPONSE_WORKING_DAYS = 5
-RESPONSE_WORKING_DAYS: dict[str, int] = {"integritas": 3, "nikah_rujuk": 3}
+DEFAULT_RESPONSE_WORKING_DAYS = 3
+RESPONSE_WORKING_DAYS: dict[str, int] = {}
+DEFAULT_RESOLUTION_WORKING_DAYS = 14
+RESOLUTION_WORKING_DAYS: dict[str, int] = {
+    # information and simple complaints
+    "pelayanan_ptsp": 5,
+    "lainnya": 5,
+    "nikah_rujuk": 5,  # weddings are date-bound
+    # need checking
+    "zakat_infak": 14,
+    "kemasjidan": 14,
+    "haji_umrah": 14,
+    "pendidikan_madrasah": 14,
+    "guru_tendik": 14,
+    # need a field investigation
+    "wakaf": 60,  # land, witnesses, certificates
+    "integritas": 60,
+}
+# After resolution the complainant has this long to rate or reopen; then the complaint closes.
+FEEDBACK_WORKING_DAYS = 10
 
 Holidays = frozenset[date]
 
 
-def response_working_days(category: str) -> int:
+def response_working_days(category: str, overrides: Mapping[str, int] | None = None) -> int:
     """Working days allowed for the first response to a complaint of this category."""
+    if overrides and category in overrides:
+        return int(overrides[category])
     return RESPONSE_WORKING_DAYS.get(category, DEFAULT_RESPONSE_WORKING_DAYS)
+
+
+def resolution_working_days(category: str, overrides: Mapping[str, int] | None = None) -> int:
+    """Working days allowed to resolve a complaint of this category."""
+    if overrides and category in overrides:
+        return int(overrides[category])
+    return RESOLUTION_WORKING_DAYS.get(category, DEFAULT_RESOLUTION_WORKING_DAYS)
+
+
+def warning_days(days: int) -> int:
+    """The working day (after the start) at which two thirds of a `days` deadline have passed."""
+    return max(1, round(2 * days / 3)) if days > 1 else days
+
+
+class OfficeCalendar:
+    """Non-working days besides weekends: national holidays (library) + the YAML calendar."""
+
+    def __init__(self, extra: Iterable[date] = (), library=None):
+        self.extra = frozenset(extra)
+        self.library = library if library is not None else holidays_lib.country_holidays("ID")
+
+    def __contains__(self, day: object) -> bool:
+        return day in self.extra or day in self.library
+
+
+@cache
+def office_calendar() -> OfficeCalendar:
+    return OfficeCalendar(load_holidays())
 
 
 @cache
@@ -54,10 +111,12 @@ def load_holidays(path: str | Path | None = None) -> Holidays:
     return _load(Path(path) if path else HOLIDAYS_FILE)
 
 
-def _calendar(holidays: Iterable[date] | None) -> Holidays:
+def _calendar(holidays: Iterable[date] | OfficeCalendar | None):
     if holidays is None:
-        return load_holidays()
-    return holidays if isinstance(holidays, frozenset) else frozenset(holidays)
+        return office_calendar()
+    if isinstance(holidays, frozenset | OfficeCalendar):
+        return holidays
+    return frozenset(holidays)
 
 
 def is_working_day(day: date, holidays: Iterable[date] | None = None) -> bool:
@@ -124,3 +183,47 @@ def response_due_at(
 ) -> datetime:
     """When the first response to a complaint of `category` received at `received_at` is due."""
     return add_working_days(received_at, response_working_days(category), holidays)
+
+
+def shift_working_days(
+    moment: datetime, days: int, holidays: Iterable[date] | None = None
+) -> datetime:
+    """`moment` moved `days` working days later, same time of day (a paused clock resumes)."""
+    if days <= 0:
+        return moment
+    calendar = _calendar(holidays)
+    local = _local(moment)
+    day = local.date()
+    for _ in range(days):
+        day = _next_working_day(day, calendar)
+    return datetime.combine(day, local.timetz()).astimezone(moment.tzinfo)
+
+
+def paused_working_days(
+    paused_at: datetime, resumed_at: datetime, holidays: Iterable[date] | None = None
+) -> int:
+    """Working days a clock stood still between `paused_at` and `resumed_at` (0 the same day)."""
+    calendar = _calendar(holidays)
+    first, last = _local(paused_at).date(), _local(resumed_at).date()
+    count, day = 0, first + timedelta(days=1)
+    while day <= last:
+        count += is_working_day(day, calendar)
+        day += timedelta(days=1)
+    return count
+
+
+def deadlines(
+    category: str, received_at: datetime, holidays: Iterable[date] | None = None,
+    response_overrides: Mapping[str, int] | None = None,
+    resolution_overrides: Mapping[str, int] | None = None,
+) -> dict[str, datetime]:
+    """The four moments of a complaint's clocks: response/resolution warning and due."""
+    calendar = _calendar(holidays)
+    response = response_working_days(category, response_overrides)
+    resolution = resolution_working_days(category, resolution_overrides)
+    return {
+        "response_warn_at": add_working_days(received_at, warning_days(response), calendar),
+        "response_due_at": add_working_days(received_at, response, calendar),
+        "resolution_warn_at": add_working_days(received_at, warning_days(resolution), calendar),
+        "resolution_due_at": add_working_days(received_at, resolution, calendar),
+    }

@@ -137,6 +137,12 @@ _PHRASES: tuple[tuple[tuple[str, ...], str], ...] = tuple(
     sorted(
         (
             (("madrasah", "tsanawiyah", "negeri"), "mtsn"),
+            (("madrasah", "tsanawiyah", "n"), "mtsn"),
+            (("madrasah", "aliyah", "n"), "man"),
+            (("madrasah", "ibtidaiyah", "n"), "min"),
+            (("madrasah", "tsanawiyah", "s"), "mtss"),
+            (("madrasah", "aliyah", "s"), "mas"),
+            (("madrasah", "ibtidaiyah", "s"), "mis"),
             (("madrasah", "aliyah", "negeri"), "man"),
             (("madrasah", "ibtidaiyah", "negeri"), "min"),
             (("madrasah", "tsanawiyah", "swasta"), "mtss"),

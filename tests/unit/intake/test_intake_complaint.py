@@ -105,6 +105,7 @@ def test_public_view_has_exactly_the_public_fields():
         "category_name": "Nikah dan Rujuk",
         "unit_code": "kua-kepahiang",
         "unit_name": "KUA Kecamatan Kepahiang",
+        "expected_at": None,
         "history": [
             {"status": "received", "status_label": "Diterima", "at": "2025-03-03T01:00:00+00:00"},
             {

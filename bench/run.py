@@ -1,0 +1,903 @@
+"""The Dumas benchmark: the whole flow against its ceilings and a naive baseline, in one run.
+
+    .venv/bin/python -m bench.run            # full run (about 5-8 minutes on 2 cores)
+    .venv/bin/python -m bench.run --quick    # smaller numbers, about 2-3 minutes
+    make bench [BENCH_ARGS=--quick]
+
+Creates a private RabbitMQ vhost and fresh PostgreSQL databases, measures
+
+  1. ceiling: raw kombu publish (persistent, publisher confirms) and consume (manual acks);
+  2. baseline: the naive 3-hop nameko pipeline of bench/baseline.py, 3 processes;
+  3. Dumas: the four services as processes; throughput at maximum load (completed = the unit's
+     notification is sent AND reporting has counted it), latency at fixed offered loads;
+  4. burst: N complaints as fast as possible: errors, time to drain, lost;
+  5. routing decision time with 10 / 1,000 / 100,000 units;
+  6. reporting statistics over 1,000,000 complaints;
+  7. CPU seconds and peak RSS of every service process;
+
+prints a table and writes bench/results.json (and var/bench/results.png, with matplotlib).
+Everything it created is removed at the end, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import bindparam, create_engine, text
+
+from bench.infra import (
+    Databases,
+    Loader,
+    RssWatcher,
+    Vhost,
+    percentile,
+    proc_sample,
+    wait_until,
+)
+from services.supervisor import _parent_death_hook
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WORK = ROOT / "var" / "bench"
+
+KECAMATAN = [f"17.08.0{i}" for i in range(1, 9)]
+DESCRIPTION = (
+    "Pendaftaran nikah kami di KUA sudah dua minggu belum diproses, mohon segera dibantu. "
+    "Berkas sudah lengkap sejak awal bulan."
+)
+
+FULL = {
+    "ceiling_messages": 5000,
+    "max_load_complaints": 3000,
+    "max_load_concurrency": 24,
+    "max_load_seconds": 30,
+    "max_load_drain": 60,
+    "latency_drain": 30,
+    "latency_rates": [25, 50, 100],
+    "latency_seconds": 20,
+    "burst": 5000,
+    "burst_concurrency": 32,
+    "routing_units": [10, 1000, 100000],
+    "routing_decisions": 20000,
+    "stats_rows": 1_000_000,
+}
+QUICK = {
+    **FULL,
+    "ceiling_messages": 2000,
+    "max_load_complaints": 1000,
+    "max_load_seconds": 15,
+    "max_load_drain": 30,
+    "latency_drain": 20,
+    "latency_seconds": 6,
+    "burst": 1500,
+    "routing_decisions": 5000,
+    "stats_rows": 200_000,
+}
+
+
+# Every wait is cut short so that the whole run ends by this time (set by main).
+DEADLINE = [float("inf")]
+
+
+def budget(timeout: float) -> float:
+    """`timeout`, or less if the run's time budget ends sooner (at least 1 s)."""
+    return max(1.0, min(timeout, DEADLINE[0] - time.monotonic()))
+
+
+def out_of_time(margin: float = 0.0) -> bool:
+    return time.monotonic() + margin >= DEADLINE[0]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+RUN_ID = uuid.uuid4().hex[:6]
+
+
+def complaint(i: int) -> dict:
+    """The i-th complaint of the run: a different person each time (no duplicate detection)."""
+    return {
+        "category": "nikah_rujuk",
+        "kecamatan_code": KECAMATAN[i % len(KECAMATAN)],
+        "description": f"{DESCRIPTION} Nomor berkas {RUN_ID}-{i}.",
+        "complainant": {"name": "Warga Uji", "email": f"warga.{RUN_ID}.{i}@example.com"},
+    }
+
+
+def ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def latency_summary(values: list[float]) -> dict:
+    return {
+        "count": len(values),
+        "p50_ms": ms(percentile(values, 50)),
+        "p95_ms": ms(percentile(values, 95)),
+        "p99_ms": ms(percentile(values, 99)),
+        "max_ms": ms(max(values)) if values else None,
+    }
+
+
+# =========================================================================== 1. ceiling
+
+
+def bench_ceiling(amqp_uri: str, n: int) -> dict:
+    from kombu import Connection, Queue
+
+    body = json.dumps({"data": "x" * 700}).encode()
+    out = {}
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as conn:
+        channel = conn.channel()
+        queue = Queue("bench.ceiling", durable=True, auto_delete=False)
+        queue(channel).declare()
+        queue(channel).purge()
+        producer = conn.Producer(channel=channel)
+        t0 = time.perf_counter()
+        for i in range(n):
+            producer.publish(body, routing_key="bench.ceiling", delivery_mode=2, retry=False,
+                             message_id=str(i))
+        out["publish_confirm_each_per_s"] = round(n / (time.perf_counter() - t0))
+    # One confirm wait per batch of 200 (what a batching outbox relay can reach).
+    with Connection(amqp_uri) as conn:
+        channel = conn.channel()
+        channel.confirm_select()
+        acked = {"tag": 0}
+
+        def on_ack(tag, multiple):
+            acked["tag"] = max(acked["tag"], tag)
+
+        channel.events["basic_ack"].add(on_ack)
+        producer = conn.Producer(channel=channel)
+        t0 = time.perf_counter()
+        sent = 0
+        while sent < n:
+            batch = min(200, n - sent)
+            for _ in range(batch):
+                producer.publish(body, routing_key="bench.ceiling", delivery_mode=2, retry=False)
+            sent += batch
+            while acked["tag"] < sent:
+                conn.drain_events(timeout=10)
+        out["publish_confirm_batch_per_s"] = round(n / (time.perf_counter() - t0))
+    with Connection(amqp_uri) as conn:
+        channel = conn.channel()
+        channel.basic_qos(0, 100, False)
+        got = {"n": 0}
+
+        def on_message(_body, message):
+            got["n"] += 1
+            message.ack()
+
+        queue = Queue("bench.ceiling", durable=True, auto_delete=False)
+        with conn.Consumer(queue, channel=channel, callbacks=[on_message], accept=None):
+            t0 = time.perf_counter()
+            while got["n"] < 2 * n:
+                conn.drain_events(timeout=10)
+            out["consume_ack_per_s"] = round(2 * n / (time.perf_counter() - t0))
+        queue(channel).delete()
+    return out
+
+
+# =========================================================================== processes
+
+
+class Proc:
+    """A `nameko run` process started by the benchmark (own session, killed with us)."""
+
+    def __init__(self, name: str, command: list[str], env: dict, log_path: Path):
+        self.name = name
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        with log_path.open("ab") as out:
+            self.popen = subprocess.Popen(  # noqa: S603 - our own venv's nameko
+                command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_parent_death_hook(),  # killed with the benchmark, whatever happens
+            )
+        self.pid = self.popen.pid
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+
+
+def service_env(extra: dict) -> dict:
+    env = dict(os.environ)
+    env.update(extra)
+    env["EVENTLET_TESTS"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def wait_http(url: str, procs: list[Proc], timeout: float = 60) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            if p.popen.poll() is not None:
+                raise RuntimeError(f"{p.name} exited; see {p.log_path}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310
+            if r.status == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def cpu_snapshot(procs: dict[str, Proc]) -> dict[str, float]:
+    out = {}
+    for name, p in procs.items():
+        s = proc_sample(p.pid)
+        out[name] = s.cpu_seconds if s else 0.0
+    return out
+
+
+def cpu_delta(before: dict, after: dict) -> dict:
+    return {k: round(after[k] - before[k], 2) for k in before}
+
+
+# =========================================================================== 2. baseline
+
+
+def bench_baseline(cfg: dict, amqp_uri: str, dbs: Databases, free_port) -> dict:
+    port = free_port()
+    urls = {svc: dbs.create(f"baseline_{svc}") for svc in "abc"}
+    procs = {}
+    for svc in "abc":
+        env = service_env({
+            "AMQP_URI": amqp_uri,
+            "BASELINE_DATABASE_URL": urls[svc],
+            "BASELINE_HTTP_ADDRESS": f"127.0.0.1:{port}",
+        })
+        procs[svc] = Proc(
+            f"baseline_{svc}",
+            [str(BIN / "nameko"), "run", "--config", "bench/baseline.yaml",
+             f"bench.baseline:Service{svc.upper()}"],
+            env, WORK / "logs" / f"baseline_{svc}.log",
+        )
+    c_engine = create_engine(urls["c"], pool_size=1, max_overflow=0)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", list(procs.values()))
+        time.sleep(1.0)  # B and C consumers attach to their queues
+        loader = Loader("127.0.0.1", port, "/items", "id", lambda i: {"n": i, "text": DESCRIPTION})
+
+        def completed(ids):
+            stmt = text("SELECT count(*) FROM items WHERE id IN :ids").bindparams(
+                bindparam("ids", expanding=True))
+            with c_engine.connect() as conn:
+                return conn.execute(stmt, {"ids": ids}).scalar()
+
+        def run_load(result):
+            ids = [s.key for s in result.accepted]
+            done, count = wait_until(
+                lambda: ((c := completed(ids)) >= len(ids), c), budget(cfg["max_load_drain"]), 0.1)
+            return ids, count, time.monotonic()
+
+        loader.closed_loop(100, 8)  # warm-up
+        log("baseline: max load")
+        cpu0 = cpu_snapshot(procs)
+        res = loader.closed_loop(cfg["max_load_complaints"], cfg["max_load_concurrency"],
+                                 cfg["max_load_seconds"])
+        ids, count, drained = run_load(res)
+        cpu1 = cpu_snapshot(procs)
+        out = {
+            "submitted": len(res.submissions),
+            "errors": res.errors,
+            "completed": count,
+            "accept_per_s": round(len(res.accepted) / (res.finished - res.started), 1),
+            "completed_per_s": round(count / (drained - res.started), 1),
+            "cpu_seconds": cpu_delta(cpu0, cpu1),
+        }
+        out["latency"] = baseline_latency(cfg, loader, urls, completed)
+        out["processes"] = {
+            n: {"peak_rss_mb": round(proc_sample(p.pid).peak_rss_mb, 1)} for n, p in procs.items()
+        }
+        return out
+    finally:
+        for p in procs.values():
+            p.stop()
+        c_engine.dispose()
+
+
+def baseline_latency(cfg: dict, loader: Loader, urls: dict, completed) -> dict:
+    """Latency of the baseline at 50/s offered: A's insert -> C's insert (server clocks)."""
+    res = loader.open_loop(50, cfg["latency_seconds"])
+    ids = [s.key for s in res.accepted]
+    wait_until(lambda: ((c := completed(ids)) >= len(ids), c), budget(60), 0.2)
+    stmt = text("SELECT id, created_at FROM items WHERE id IN :ids").bindparams(
+        bindparam("ids", expanding=True))
+    times = {}
+    for svc in ("a", "c"):
+        engine = create_engine(urls[svc], pool_size=1)
+        with engine.connect() as conn:
+            times[svc] = dict(conn.execute(stmt, {"ids": ids}).all())
+        engine.dispose()
+    values = [(times["c"][i] - times["a"][i]).total_seconds() for i in ids if i in times["c"]]
+    return {"offered_per_s": 50, **latency_summary(values)}
+
+
+# =========================================================================== 3/4. Dumas
+
+
+class DumasCluster:
+    def __init__(self, amqp_uri: str, dbs: Databases, free_port):
+        from services.supervisor import SERVICES
+
+        self.services = SERVICES
+        self.urls = {svc: dbs.create(svc) for svc in SERVICES}
+        self.ports = {svc: free_port() for svc in SERVICES}
+        self.var_dir = WORK / f"var-{uuid.uuid4().hex[:6]}"
+        env = {"AMQP_URI": amqp_uri, "DUMAS_VAR_DIR": str(self.var_dir)}
+        for svc in SERVICES:
+            env[f"{svc.upper()}_DATABASE_URL"] = self.urls[svc]
+            env[f"{svc.upper()}_HTTP_ADDRESS"] = f"127.0.0.1:{self.ports[svc]}"
+        env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{self.ports['intake']}"
+        # The load comes from many addresses behind a reverse proxy (see Loader), so intake's
+        # per-address limit applies per simulated citizen, as in production.
+        env["TRUST_PROXY"] = "1"
+        self.env = service_env(env)
+        self.procs: dict[str, Proc] = {}
+        self.reporting = create_engine(self.urls["reporting"], pool_size=2, max_overflow=0)
+
+    def start(self) -> None:
+        migrate = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "services.cli", "migrate"], cwd=ROOT, env=self.env,
+            capture_output=True, text=True, timeout=300, check=False,
+        )
+        if migrate.returncode:
+            raise RuntimeError(f"migration failed:\n{migrate.stdout}\n{migrate.stderr}")
+        for svc in self.services:
+            self.procs[svc] = Proc(
+                svc,
+                [str(BIN / "nameko"), "run", "--config", f"services/{svc}/config.yaml",
+                 f"services.{svc}.service"],
+                self.env, WORK / "logs" / f"{svc}.log",
+            )
+        for svc in self.services:
+            wait_http(f"http://127.0.0.1:{self.ports[svc]}/health", list(self.procs.values()))
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            p.stop()
+        self.reporting.dispose()
+
+    def loader(self) -> Loader:
+        return Loader("127.0.0.1", self.ports["intake"], "/api/v1/complaints",
+                      "tracking_code", complaint, forwarded_for=True)
+
+    def completed(self, codes: list[str]) -> int:
+        stmt = text(
+            "SELECT count(*) FROM complaint_facts WHERE tracking_code IN :codes "
+            "AND unit_notified_at IS NOT NULL"
+        ).bindparams(bindparam("codes", expanding=True))
+        with self.reporting.connect() as conn:
+            return conn.execute(stmt, {"codes": codes}).scalar()
+
+    def wait_completed(self, codes: list[str], timeout: float) -> tuple[int, float]:
+        _, count = wait_until(
+            lambda: ((c := self.completed(codes)) >= len(codes), c), budget(timeout), 0.1)
+        return count, time.monotonic()
+
+    def latencies(self, codes: list[str]) -> tuple[list[float], list[float]]:
+        """(acceptance -> unit notification sent, acceptance -> reporting counted it), s."""
+        stmt = text(
+            "SELECT f.unit_notified_at - f.received_at, e.recorded_at - f.received_at "
+            "FROM complaint_facts f JOIN events e ON e.correlation_id = f.complaint_id "
+            "AND e.event_type = 'notification_sent' AND e.data->>'audience' = 'unit' "
+            "WHERE f.tracking_code IN :codes AND f.unit_notified_at IS NOT NULL"
+        ).bindparams(bindparam("codes", expanding=True))
+        with self.reporting.connect() as conn:
+            rows = conn.execute(stmt, {"codes": codes}).all()
+        return ([r[0].total_seconds() for r in rows], [r[1].total_seconds() for r in rows])
+
+    def dead_letters(self, vhost: Vhost) -> dict[str, int]:
+        return {
+            name: q.get("messages", 0) for name, q in vhost.queues().items()
+            if name.endswith(".dead") and q.get("messages", 0)
+        }
+
+    def pending_deliveries(self) -> int:
+        engine = create_engine(self.urls["notification"], pool_size=1)
+        with engine.connect() as conn:
+            n = conn.execute(
+                text("SELECT count(*) FROM deliveries WHERE status = 'pending'")).scalar()
+        engine.dispose()
+        return n
+
+    def queued_messages(self, vhost: Vhost) -> int:
+        return sum(q.get("messages", 0) or 0 for name, q in vhost.queues().items()
+                   if not name.endswith(".dead"))
+
+    def outbox_backlog(self) -> dict[str, int]:
+        out = {}
+        for svc in ("intake", "routing", "notification"):
+            engine = create_engine(self.urls[svc], pool_size=1)
+            with engine.connect() as conn:
+                out[svc] = conn.execute(
+                    text("SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar()
+            engine.dispose()
+        return out
+
+
+def bench_dumas(cfg: dict, vhost: Vhost, dbs: Databases, free_port) -> dict:
+    cluster = DumasCluster(vhost.uri, dbs, free_port)
+    out: dict = {}
+    try:
+        cluster.start()
+        pids = {name: p.pid for name, p in cluster.procs.items()}
+        loader = cluster.loader()
+        warm = loader.closed_loop(100, 8)
+        cluster.wait_completed([s.key for s in warm.accepted], 60)
+        with RssWatcher(pids) as rss:
+            # -- maximum load
+            log("dumas: max load")
+            cpu0 = cpu_snapshot(cluster.procs)
+            res = loader.closed_loop(cfg["max_load_complaints"], cfg["max_load_concurrency"],
+                                     cfg["max_load_seconds"])
+            codes = [s.key for s in res.accepted]
+            # Saturated from the first POST until the drain ends (all completed, or the cap):
+            # completions in that window over its length.
+            count, drained = cluster.wait_completed(codes, cfg["max_load_drain"])
+            cpu1 = cpu_snapshot(cluster.procs)
+            out["max_load"] = {
+                "submitted": len(res.submissions),
+                "errors": res.errors,
+                "completed": count,
+                "all_completed": count == len(codes),
+                "window_seconds": round(drained - res.started, 1),
+                "accept_per_s": round(len(res.accepted) / (res.finished - res.started), 1),
+                "completed_per_s": round(count / (drained - res.started), 1),
+                "cpu_seconds": cpu_delta(cpu0, cpu1),
+                "cpu_ms_per_complaint": {
+                    k: round(v * 1000 / max(count, 1), 2)
+                    for k, v in cpu_delta(cpu0, cpu1).items()
+                },
+            }
+            log(f"dumas: max load {out['max_load']['completed_per_s']}/s")
+            # -- fixed offered loads
+            out["latency"] = []
+            for rate in cfg["latency_rates"]:
+                if out_of_time(cfg["latency_seconds"] + 60):
+                    log(f"dumas: no time left for {rate}/s; skipped")
+                    continue
+                log(f"dumas: latency at {rate}/s")
+                res = loader.open_loop(rate, cfg["latency_seconds"])
+                codes = [s.key for s in res.accepted]
+                count, _ = cluster.wait_completed(codes, cfg["latency_drain"])
+                notified, counted = cluster.latencies(codes)
+                out["latency"].append({
+                    "offered_per_s": rate,
+                    "achieved_offered_per_s": round(
+                        len(res.submissions) / (res.finished - res.started), 1),
+                    "errors": res.errors,
+                    "accepted": len(codes),
+                    "completed": count,
+                    # percentiles are over completed complaints; any not completed within the
+                    # drain cap took longer than it (so p99 is a lower bound if this is > 1 %)
+                    "not_completed_within_drain": len(codes) - count,
+                    "http_p99_ms": ms(percentile([s.finished - s.started
+                                                  for s in res.submissions], 99)),
+                    "to_unit_notified": latency_summary(notified),
+                    "to_reporting_counted": latency_summary(counted),
+                })
+            # -- burst
+            if out_of_time(60):
+                log("dumas: no time left for the burst; skipped")
+            else:
+                bench_burst(cfg, cluster, loader, vhost, out)
+        out["processes"] = {}
+        for name, p in cluster.procs.items():
+            s = proc_sample(p.pid)
+            out["processes"][name] = {
+                "cpu_seconds_total": round(s.cpu_seconds, 2),
+                "peak_rss_mb": round(s.peak_rss_mb, 1),
+                "max_rss_at_load_mb": round(rss.max_rss[name], 1),
+            }
+        return out
+    finally:
+        cluster.stop()
+        import shutil
+
+        shutil.rmtree(cluster.var_dir, ignore_errors=True)
+
+
+def bench_burst(cfg: dict, cluster: DumasCluster, loader: Loader, vhost: Vhost, out: dict):
+    """As many complaints as fast as possible: errors, time to drain, nothing lost."""
+    log(f"dumas: burst of {cfg['burst']}")
+    res = loader.closed_loop(cfg["burst"], cfg["burst_concurrency"],
+                             max(10.0, DEADLINE[0] - time.monotonic() - 90))
+    codes = [s.key for s in res.accepted]
+    # The burst gets whatever is left of the time budget (minus the shutdown).
+    count, drained = cluster.wait_completed(
+        codes, max(30.0, DEADLINE[0] - time.monotonic() - 45))
+    out["burst"] = {
+        "complaints": cfg["burst"],
+        "submitted": len(res.submissions),  # fewer only if the time budget ran out
+        "accepted": len(codes),
+        "errors": res.errors,
+        "error_kinds": res.error_kinds(),
+        "accept_seconds": round(res.finished - res.started, 2),
+        "drain_seconds": round(drained - res.started, 2),
+        "completed": count,
+        "completed_per_s": round(count / (drained - res.started), 1),
+    }
+    burst = out["burst"]
+    burst["dead_letters"] = cluster.dead_letters(vhost)
+    burst["outbox_backlog"] = cluster.outbox_backlog()
+    burst["pending_deliveries"] = cluster.pending_deliveries()
+    burst["queued_messages"] = cluster.queued_messages(vhost)
+    missing = burst["accepted"] - count
+    # Lost = accepted but nowhere any more: not completed and nothing left in flight.
+    in_flight = (sum(burst["outbox_backlog"].values()) + burst["pending_deliveries"]
+             + burst["queued_messages"])
+    burst["not_completed_in_time"] = missing
+    burst["lost"] = missing if in_flight == 0 else None
+
+
+# =========================================================================== 5. routing
+
+
+def bench_routing(cfg: dict) -> dict:
+    from services.routing.domain.registry import synthetic_registry
+    from services.routing.domain.rules import ComplaintFacts, decide
+
+    facts = []
+    for i in range(64):
+        kind = i % 4
+        facts.append(ComplaintFacts(
+            complaint_id=str(uuid.UUID(int=i)),
+            category=["nikah_rujuk", "pendidikan_madrasah", "layanan_umum", "nikah_rujuk"][kind]
+            if kind != 3 else "nikah_rujuk",
+            description=DESCRIPTION if kind != 1 else
+            "Pungutan di MAN 1 Kepahiang untuk seragam terlalu mahal, mohon ditinjau.",
+            kecamatan_code=KECAMATAN[i % len(KECAMATAN)] if kind != 2 else None,
+        ))
+    out = {}
+    for n in cfg["routing_units"]:
+        registry = synthetic_registry(n)
+        for f in facts:  # warm caches
+            decide(f, registry)
+        runs = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for i in range(cfg["routing_decisions"]):
+                decide(facts[i % len(facts)], registry)
+            runs.append((time.perf_counter() - t0) / cfg["routing_decisions"])
+        out[str(n)] = {"units": len(registry), "us_per_decision": round(min(runs) * 1e6, 2),
+                       "median_us": round(statistics.median(runs) * 1e6, 2)}
+    base = out[str(cfg["routing_units"][0])]["us_per_decision"]
+    for v in out.values():
+        v["ratio_to_smallest"] = round(v["us_per_decision"] / base, 2)
+    return out
+
+
+# =========================================================================== 6. reporting
+
+
+def bench_stats(cfg: dict, dbs: Databases) -> dict:
+    """reporting's statistics over N complaints, as reporting would have recorded them.
+
+    The complaint facts are generated server-side (generate_series): two years of complaints
+    over 1,000 units (a province), 5 channels, 8 categories; then the counter tables that
+    `handlers.stats` reads are filled from them with one GROUP BY each, exactly as the
+    projection's contributions would add up (complaints, statuses, notifications, ratings,
+    working-day histograms approximated by calendar days).
+    """
+    from sqlalchemy import inspect
+    from sqlalchemy.orm import Session
+
+    from services.cli import SERVICES_DIR
+    from services.reporting import handlers as reporting
+    from services.reporting.domain.aggregates import COUNTER_COLUMNS, STATUS_COLUMNS
+    from shared.migrate import upgrade
+
+    n = cfg["stats_rows"]
+    url = dbs.create("reporting_stats")
+    upgrade(SERVICES_DIR / "reporting" / "migrations", url)
+    engine = create_engine(url, pool_size=1)
+    statuses = list(STATUS_COLUMNS)
+    status_array = "ARRAY[" + ",".join(f"'{st}'" for st in statuses) + "]"
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("complaint_facts")}
+        received = "now() - (g % 1051200) * interval '1 minute'"  # two years
+        values = {
+            "complaint_id": "md5(g::text)",
+            "tracking_code": "'DMS-' || lpad(g::text, 12, '0')",
+            "channel": "(ARRAY['web','qr','ptsp','whatsapp','rumah_digital'])[1 + g % 5]",
+            "category": "(ARRAY['nikah_rujuk','pendidikan_madrasah','haji_umrah','layanan_umum',"
+                        "'zakat_wakaf','pegawai','keuangan','lainnya'])[1 + (g / 7) % 8]",
+            "kecamatan_code": "'17.' || lpad(((g % 1000) / 10)::text, 2, '0') || '.01'",
+            "confidentiality": "(ARRAY['public','public','public','confidential'])[1 + g % 4]",
+            "status": f"({status_array})[1 + (g / 3) % {len(statuses)}]",
+            "status_seq": "1",
+            "unit_code": "'unit-' || (g % 1000)",
+            "rule": "'kua_kecamatan'",
+            "received_at": received,
+            "routed_at": f"{received} + interval '1 second'",
+            "last_routed_at": f"{received} + interval '1 second'",
+            "due_at": f"{received} + interval '5 days'",
+            "first_response_at": f"CASE WHEN g % 3 > 0 THEN {received} + (g % 9) * "
+                                 "interval '1 day' END",
+            "resolved_at": f"CASE WHEN g % 3 = 2 THEN {received} + (g % 15) * "
+                           "interval '1 day' END",
+            "unit_notified_at": f"{received} + interval '2 second'",
+            "complainant_notified_at": f"{received} + interval '2 second'",
+            "notifications_sent": "2",
+            "notifications_failed": "(g % 50 = 0)::int",
+            "rating": "CASE WHEN g % 5 = 0 THEN 1 + g % 5 END",
+        }
+        use = [c for c in values if c in columns]
+        conn.execute(text(
+            f"INSERT INTO complaint_facts ({', '.join(use)}) "
+            f"SELECT {', '.join(values[c] for c in use)} FROM generate_series(1, {n}) AS g"
+        ))
+        day = "(f.received_at AT TIME ZONE 'Asia/Jakarta')::date"
+        keys = ("unit_code", "kecamatan_code", "channel", "category", "confidentiality")
+        key_sql = ", ".join(f"coalesce(f.{k}, '')" for k in keys)
+        counters = {c: "0" for c in COUNTER_COLUMNS}
+        counters["complaints"] = "count(*)"
+        for st, column in STATUS_COLUMNS.items():
+            counters[column] = f"count(*) FILTER (WHERE f.status = '{st}')"
+        counters["notifications_sent"] = "sum(f.notifications_sent)"
+        counters["notifications_failed"] = "sum(f.notifications_failed)"
+        counters["rated"] = "count(f.rating)"
+        counters["rating_sum"] = "coalesce(sum(f.rating), 0)"
+        for r in range(1, 6):
+            counters[f"rating_{r}"] = f"count(*) FILTER (WHERE f.rating = {r})"
+        counters["sla_met"] = "count(*) FILTER (WHERE f.first_response_at <= f.due_at)"
+        counters["sla_missed"] = "count(*) FILTER (WHERE f.first_response_at > f.due_at)"
+        conn.execute(text(
+            f"INSERT INTO daily_stats (day, {', '.join(keys)}, {', '.join(counters)}) "
+            f"SELECT {day}, {key_sql}, {', '.join(counters.values())} FROM complaint_facts f "
+            f"GROUP BY {day}, {key_sql}"
+        ))
+        for measure, end in (("first_response", "first_response_at"),
+                             ("resolution", "resolved_at")):
+            conn.execute(text(
+                f"INSERT INTO duration_stats (day, {', '.join(keys)}, measure, working_days, n) "
+                f"SELECT {day}, {key_sql}, '{measure}', "
+                f"({end}::date - received_at::date), count(*) FROM complaint_facts f "
+                f"WHERE {end} IS NOT NULL GROUP BY {day}, {key_sql}, 8"
+            ))
+        counter_rows = conn.execute(text("SELECT count(*) FROM daily_stats")).scalar()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    load_seconds = time.perf_counter() - t0
+
+    def timed(query=None):
+        runs = []
+        with Session(engine) as session:
+            reporting.stats(session, query)  # warm
+            for _ in range(5):
+                t = time.perf_counter()
+                result = reporting.stats(session, query)
+                runs.append(time.perf_counter() - t)
+        return result, runs
+
+    everything, runs = timed()
+    from datetime import date, timedelta
+
+    one_unit_month = reporting.StatsQuery(
+        date_from=date.today() - timedelta(days=30), date_to=date.today(),
+        filters={"unit_code": "unit-7"})
+    _, unit_runs = timed(one_unit_month)
+    engine.dispose()
+    return {
+        "complaints": n,
+        "counter_rows": counter_rows,
+        "load_seconds": round(load_seconds, 1),
+        "query_ms_median": ms(statistics.median(runs)),
+        "query_ms_min": ms(min(runs)),
+        "query_ms_max": ms(max(runs)),
+        "one_unit_30_days_ms_median": ms(statistics.median(unit_runs)),
+        "total_reported": everything.get("total"),
+        "stats_function": "services.reporting.handlers.stats (all time, no filter)",
+    }
+
+
+# =========================================================================== report
+
+
+def ratios(results: dict) -> None:
+    ceiling = results.get("ceiling", {})
+    base = results.get("baseline", {})
+    dumas = results.get("dumas", {})
+    r = {}
+    base_tput = base.get("completed_per_s")
+    pub = ceiling.get("publish_confirm_each_per_s")
+    if dumas.get("max_load"):
+        d = dumas["max_load"]["completed_per_s"]
+        if base_tput:
+            r["dumas_vs_baseline_throughput"] = round(d / base_tput, 2)
+        if pub:
+            r["dumas_vs_ceiling_publish"] = round(d / pub, 3)
+        if ceiling.get("publish_confirm_batch_per_s"):
+            r["dumas_vs_ceiling_batch_publish"] = round(
+                d / ceiling["publish_confirm_batch_per_s"], 3)
+    if base_tput and pub:
+        r["baseline_vs_ceiling_publish"] = round(base_tput / pub, 3)
+    if dumas.get("burst") and base_tput:
+        r["burst_drain_vs_baseline_throughput"] = round(
+            dumas["burst"]["completed_per_s"] / base_tput, 2)
+    base_lat = (base.get("latency") or {}).get("p99_ms")
+    for row in dumas.get("latency", []):
+        p99 = row["to_unit_notified"]["p99_ms"]
+        if base_lat and p99 and row["offered_per_s"] == 50:
+            r["dumas_vs_baseline_p99_at_50"] = round(p99 / base_lat, 2)
+    results["ratios"] = r
+
+
+def table(results: dict) -> str:
+    rows = []
+
+    def add(what, value, target=""):
+        rows.append((what, "-" if value is None else str(value), target))
+
+    c = results.get("ceiling", {})
+    add("ceiling: publish, confirm each (msg/s)", c.get("publish_confirm_each_per_s"))
+    add("ceiling: publish, confirm per 200 (msg/s)", c.get("publish_confirm_batch_per_s"))
+    add("ceiling: consume, manual ack (msg/s)", c.get("consume_ack_per_s"))
+    b = results.get("baseline", {})
+    add("baseline 3-hop: completed/s at max load", b.get("completed_per_s"))
+    if b.get("latency"):
+        add("baseline 3-hop: p50/p99 ms at 50/s",
+            f"{b['latency']['p50_ms']} / {b['latency']['p99_ms']}")
+    d = results.get("dumas", {})
+    ratio = results.get("ratios", {})
+    if d.get("max_load"):
+        m = d["max_load"]
+        add("Dumas: completed/s at max load", m["completed_per_s"], ">= 1.0x baseline")
+        add("Dumas: ratio to baseline", ratio.get("dumas_vs_baseline_throughput"),
+            ">= 1.0 (1.5)")
+        add("Dumas: ratio to ceiling publish", ratio.get("dumas_vs_ceiling_publish"))
+        add("Dumas: HTTP accepted/s at max load", m["accept_per_s"])
+    for row in d.get("latency", []):
+        n = row["to_unit_notified"]
+        k = row["to_reporting_counted"]
+        add(f"Dumas @{row['offered_per_s']}/s: unit notified p50/p95/p99 ms",
+            f"{n['p50_ms']} / {n['p95_ms']} / {n['p99_ms']}",
+            "p99 <= 100" if row["offered_per_s"] == 50 else "")
+        add(f"Dumas @{row['offered_per_s']}/s: counted p99 ms; errors; done/accepted",
+            f"{k['p99_ms']}; {row['errors']}; {row['completed']}/{row['accepted']}")
+    if d.get("burst"):
+        bu = d["burst"]
+        left = bu["not_completed_in_time"]
+        lost = bu["lost"] if bu["lost"] is not None else f"? ({left} still in flight)"
+        add(f"burst {bu['complaints']}: errors / lost", f"{bu['errors']} / {lost}", "0 / 0")
+        add("burst: drain s (completed/s)", f"{bu['drain_seconds']} ({bu['completed_per_s']})",
+            "full-flow speed")
+        add("burst: dead letters / outbox backlog",
+            f"{sum(bu['dead_letters'].values())} / {sum(bu['outbox_backlog'].values())}", "0 / 0")
+    for n, v in results.get("routing", {}).items():
+        add(f"routing decide, {int(n):,} units (us)",
+            f"{v['us_per_decision']} (x{v['ratio_to_smallest']})",
+            "<= 1.2x of 10 units" if n == "100000" else "")
+    s = results.get("reporting_stats")
+    if s:
+        add(f"reporting stats over {s['complaints']:,} complaints (ms)",
+            f"{s['query_ms_median']} (min {s['query_ms_min']}; {s['counter_rows']:,} rows)",
+            "<= 200")
+        add("reporting stats, one unit, 30 days (ms)", s["one_unit_30_days_ms_median"])
+    for name, p in d.get("processes", {}).items():
+        cpu = d.get("max_load", {}).get("cpu_ms_per_complaint", {}).get(name)
+        add(f"{name}: peak RSS MB; CPU s total; CPU ms/complaint",
+            f"{p['peak_rss_mb']}; {p['cpu_seconds_total']}; {cpu}", "RSS <= 150")
+    width = max(len(r[0]) for r in rows)
+    vwidth = max(len(r[1]) for r in rows)
+    lines = [f"{'what':<{width}}  {'measured':<{vwidth}}  target", "-" * (width + vwidth + 20)]
+    lines += [f"{a:<{width}}  {b:<{vwidth}}  {c}" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    info = {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError):
+        info["memory_mb"] = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller numbers (~2-3 min)")
+    parser.add_argument("--only", default="ceiling,baseline,dumas,routing,stats",
+                        help="comma-separated phases (default: all)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--label", default="", help="free text stored with the results")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="time budget: waits are cut short to end by then "
+                             "(default 780, 420 with --quick)")
+    args = parser.parse_args(argv)
+    cfg = dict(QUICK if args.quick else FULL)
+    phases = set(args.only.split(","))
+    from services.supervisor import free_ports
+
+    used: set[int] = set()
+
+    def free_port() -> int:
+        while True:
+            port = free_ports(1)[0]
+            if port not in used:
+                used.add(port)
+                return port
+
+    results: dict = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "label": args.label,
+        "mode": "quick" if args.quick else "full",
+        "machine": machine(),
+        "config": cfg,
+        "note": "loopback only; broker, database, services and load generator share the cores",
+    }
+    # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C, so databases and the vhost are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    t_start = time.monotonic()
+    DEADLINE[0] = t_start + (args.max_seconds or (420 if args.quick else 780))
+    WORK.mkdir(parents=True, exist_ok=True)
+    vhost = Vhost()
+    dbs = Databases()
+    try:
+        # Phases without services first, while the machine is quietest.
+        if "ceiling" in phases:
+            log("ceiling: raw kombu publish/consume")
+            results["ceiling"] = bench_ceiling(vhost.uri, cfg["ceiling_messages"])
+        if "routing" in phases:
+            log("routing: decision time")
+            results["routing"] = bench_routing(cfg)
+        if "stats" in phases:
+            log(f"reporting: statistics over {cfg['stats_rows']:,} complaints")
+            results["reporting_stats"] = bench_stats(cfg, dbs)
+        if "baseline" in phases:
+            log("baseline: naive 3-hop nameko pipeline")
+            results["baseline"] = bench_baseline(cfg, vhost.uri, dbs, free_port)
+        if "dumas" in phases:
+            log("dumas: the four services")
+            results["dumas"] = bench_dumas(cfg, vhost, dbs, free_port)
+    finally:
+        dbs.close()
+        vhost.close()
+    results["duration_seconds"] = round(time.monotonic() - t_start, 1)
+    ratios(results)
+    out = Path(args.out)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print(table(results))
+    print(f"\n{results['machine']['cores']} cores; {results['duration_seconds']} s; "
+          f"results in {out}")
+    with contextlib.suppress(ImportError):
+        from bench.chart import chart
+
+        png = chart(results, WORK / "results.png")  # under var/: never committed by accident
+        print(f"chart: {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
