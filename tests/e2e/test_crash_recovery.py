@@ -132,6 +132,6 @@ def test_routing_killed_mid_stream_still_routes_and_notifies_every_complaint_exa
         pytest.fail(f"queues still holding messages: {held[-1]}")
     depths = dumas.queue_depths()
     assert depths.keys() >= CONSUMER_QUEUES
-    assert {q: n for q, n in depths.items() if q.endswith(".dead")} == {
-        f"{q}.dead": 0 for q in CONSUMER_QUEUES
-    }
+    dead = {q: n for q, n in depths.items() if q.endswith(".dead")}
+    assert dead.keys() >= {f"{q}.dead" for q in CONSUMER_QUEUES}
+    assert {q: n for q, n in dead.items() if n} == {}, "nothing parked"
