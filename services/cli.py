@@ -1,6 +1,7 @@
 """The `dumas` command: operations on the whole system.
 
     dumas migrate [SERVICE ...]   create or upgrade the databases (and seed the unit registry)
+    dumas posters --unit CODE="Name" [--location SLUG="Name"]   printable QR posters (A4)
     dumas dlq list|show|requeue   inspect and re-queue parked (dead-lettered) messages
     dumas deliveries list|show|retry   notifications that failed for good, sent again
     dumas reporting rebuild       replay every stored event into reporting's read model
@@ -32,8 +33,14 @@ def migrate(services: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["posters"]:  # intake's poster command keeps its own options
+        from services.intake.posters import main as posters
+
+        return posters(argv[1:])
     parser = argparse.ArgumentParser(prog="dumas", description="Dumas operations")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("posters", help="printable QR posters per unit and location (dumas posters -h)")
     p_migrate = sub.add_parser("migrate", help="create or upgrade databases, seed the registry")
     p_migrate.add_argument(
         "services", nargs="*", metavar="SERVICE", help=", ".join(config.SERVICES)
