@@ -1,16 +1,14 @@
 """The transactional outbox on real PostgreSQL/SQLite and RabbitMQ."""
 
-import uuid
-from datetime import UTC, datetime
 
 import eventlet
 import pytest
-from sqlalchemy import MetaData, func, pool, select
+from sqlalchemy import MetaData, pool
 from sqlalchemy.orm import sessionmaker
 from support import amqp
+from support.outbox import stage, unpublished
 
-from shared.contracts import build_event
-from shared.db import UnitOfWork, make_engine, outbox_table, processed_events_table
+from shared.db import make_engine, outbox_table, processed_events_table
 from shared.outbox import OutboxRelay
 
 CLOSED_BROKER = "amqp://guest:guest@127.0.0.1:1/"
@@ -27,39 +25,6 @@ def store(request, pg_urls, tmp_path):
         metadata.create_all(engine)
     yield engine, table, sessionmaker(engine)
     engine.dispose()
-
-
-def stage(store, n):
-    engine, table, factory = store
-    ids = []
-    with UnitOfWork(factory, table, None) as uow:
-        for _ in range(n):
-            cid = str(uuid.uuid4())
-            envelope = build_event(
-                "complaint_received",
-                {
-                    "complaint_id": cid,
-                    "tracking_code": "DMS-TEST-CODE-0003",
-                    "channel": "web",
-                    "category": "lainnya",
-                    "description": "Uraian pengaduan untuk pengujian",
-                    "confidentiality": "public",
-                    "received_at": datetime.now(UTC),
-                },
-                correlation_id=cid,
-            )
-            uow.publish(envelope)
-            ids.append(envelope["event_id"])
-        uow.commit()
-    return ids
-
-
-def unpublished(store):
-    engine, table, _ = store
-    with engine.connect() as conn:
-        return conn.execute(
-            select(func.count()).select_from(table).where(table.c.published_at.is_(None))
-        ).scalar_one()
 
 
 def test_events_committed_while_the_broker_is_down_wait_and_are_published_later(

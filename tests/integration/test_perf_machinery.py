@@ -2,17 +2,16 @@
 the outbox relay's one-confirm-wait-per-batch, and pinging only idle pooled connections."""
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from kombu import Connection, Exchange, Queue
-from sqlalchemy import MetaData, func, select, text
+from sqlalchemy import MetaData, text
 from sqlalchemy.orm import sessionmaker
 from support import amqp
+from support.outbox import stage, unpublished
 
 from shared import db as shared_db
-from shared.contracts import build_event
-from shared.db import UnitOfWork, make_engine, outbox_table
+from shared.db import make_engine, outbox_table
 from shared.outbox import OutboxRelay
 
 
@@ -23,39 +22,6 @@ def store(pg_urls):
     engine = make_engine(pg_urls["intake"])
     yield engine, table, sessionmaker(engine)
     engine.dispose()
-
-
-def stage(store, n):
-    _, table, factory = store
-    ids = []
-    with UnitOfWork(factory, table, None) as uow:
-        for _ in range(n):
-            cid = str(uuid.uuid4())
-            envelope = build_event(
-                "complaint_received",
-                {
-                    "complaint_id": cid,
-                    "tracking_code": "DMS-TEST-CODE-0003",
-                    "channel": "web",
-                    "category": "lainnya",
-                    "description": "Uraian pengaduan untuk pengujian",
-                    "confidentiality": "public",
-                    "received_at": datetime.now(UTC),
-                },
-                correlation_id=cid,
-            )
-            uow.publish(envelope)
-            ids.append(envelope["event_id"])
-        uow.commit()
-    return ids
-
-
-def unpublished(store):
-    engine, table, _ = store
-    with engine.connect() as conn:
-        return conn.execute(
-            select(func.count()).select_from(table).where(table.c.published_at.is_(None))
-        ).scalar_one()
 
 
 def test_batches_are_confirmed_as_a_whole_and_every_event_arrives_once(store, amqp_uri):
