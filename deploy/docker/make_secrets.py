@@ -24,8 +24,17 @@ GENERATED = (
     "ROUTING_DB_PASSWORD",
     "NOTIFICATION_DB_PASSWORD",
     "REPORTING_DB_PASSWORD",
+    "REPLICATION_PASSWORD",  # the streaming replica's role (profile `replica`)
     "GRAFANA_ADMIN_PASSWORD",
+    "MINIO_ROOT_PASSWORD",
+    "DUMAS_S3_ACCESS_KEY_ID",  # the services' object-storage user (deploy/minio/setup.sh)
+    "DUMAS_S3_SECRET_ACCESS_KEY",
 )
+# S3-style keys: an access key id of 20 characters and a secret of 40 (MinIO's limits).
+GENERATORS = {
+    "DUMAS_S3_ACCESS_KEY_ID": lambda: "DUMAS" + secrets.token_hex(8)[:15].upper(),
+    "DUMAS_S3_SECRET_ACCESS_KEY": lambda: secrets.token_urlsafe(30),
+}
 
 
 def main(argv: list[str]) -> int:
@@ -40,7 +49,7 @@ def main(argv: list[str]) -> int:
         if path.exists():
             continue
         # URL-safe: the passwords go into database and AMQP URLs unescaped.
-        value = secrets.token_urlsafe(32)
+        value = GENERATORS.get(name, lambda: secrets.token_urlsafe(32))()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         with os.fdopen(fd, "w") as fh:
             fh.write(value)

@@ -1,7 +1,8 @@
-"""The reverse proxy's routing table, generated from the services' `@http` routes.
+"""The public entry point's routing table, generated from the services' `@http` routes.
 
-    python deploy/proxy/routes.py write   # regenerate deploy/proxy/dumas.conf.template
-    python deploy/proxy/routes.py check   # exit 1 if the template differs from the code
+    python deploy/proxy/routes.py write   # regenerate deploy/proxy/dumas.conf.template (nginx,
+                                          # docker-compose.yml) and deploy/k8s/ingress.yaml
+    python deploy/proxy/routes.py check   # exit 1 if either differs from the code
 
 One entry point for everything people use (public pages, PTSP, the unit inbox, the dashboard, the
 APIs and the WhatsApp webhook): each public route of each service gets an nginx location sending
@@ -12,17 +13,27 @@ services directly); anything else goes to intake, whose 404 is in Bahasa Indones
 The template is rendered by the nginx image at start (envsubst of ${VAR} from the container's
 environment): `<SERVICE>_UPSTREAM` (host:port), `DUMAS_RESOLVER` (docker's DNS, so scaled or
 restarted services are found again), `DUMAS_PROXY_PORT`.
+
+The Kubernetes Ingress is the same table in the Ingress API's own terms (portable across
+controllers, no controller-specific regex annotations): a static route is an `Exact` path, a
+route with converters a `Prefix` path on its literal part before the first converter (Prefix
+matches whole path elements: `/lacak` matches `/lacak/X/Y`, never `/lacakX`). The Ingress API
+picks the longest matching path, and `Exact` over `Prefix` on a tie; `ingress_paths` refuses a
+table where that would send any route to a service other than its own. Nothing else is routed:
+`/health`, `/metrics` and unknown paths get the controller's 404.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = Path(__file__).with_name("dumas.conf.template")
+INGRESS = ROOT / "deploy" / "k8s" / "ingress.yaml"
 SERVICES = ("intake", "routing", "notification", "reporting")
 INTERNAL = {"/health", "/metrics"}
 DEFAULT_SERVICE = "intake"
@@ -30,6 +41,14 @@ DEFAULT_SERVICE = "intake"
 # (reporting's `/` only redirects to its /statistik on reporting's own port)
 OWNERS = {"/": "intake"}
 CONVERTERS = {"int": "[0-9]+", "path": ".+", "uuid": "[0-9a-fA-F-]{36}"}
+# Largest request body the entry point accepts (nginx client_max_body_size, the Ingress's
+# proxy-body-size): above intake's own limit for a complaint with its evidence attachments
+# (15 MiB of files + form fields), so intake refuses an oversized upload itself, in Indonesian,
+# and the proxy only stops what no service would take. Change it here, then `write`.
+MAX_BODY = "16m"
+# The Kubernetes Services (deploy/k8s/services.yaml) and the public host name of the Ingress.
+SERVICE_PORTS = {"intake": 8001, "routing": 8002, "notification": 8003, "reporting": 8004}
+PUBLIC_HOST = "dumas.kepahiang.kemenag.go.id"
 RULE_PART = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 
@@ -63,11 +82,7 @@ def locations(routes: dict[str, set[str]]) -> list[tuple[str, str, str]]:
     for rule, owners in sorted(routes.items()):
         if rule in INTERNAL:
             continue
-        if rule in OWNERS and OWNERS[rule] in owners:
-            owners = {OWNERS[rule]}
-        if len(owners) > 1:
-            raise SystemExit(f"route {rule} is served by several services: {sorted(owners)}")
-        (service,) = owners
+        service = owner(rule, owners)
         if has_converter(rule):
             regex.append(("~", rule_regex(rule), service))
         else:
@@ -92,7 +107,7 @@ def render(routes: dict[str, set[str]]) -> str:
         "    listen ${DUMAS_PROXY_PORT};",
         "    server_name _;",
         "    server_tokens off;",
-        "    client_max_body_size 2m;",
+        f"    client_max_body_size {MAX_BODY};",
         "",
         "    # Service addresses are resolved at request time (docker DNS), so restarted or",
         "    # scaled services are found again without reloading the proxy.",
@@ -129,18 +144,125 @@ def render(routes: dict[str, set[str]]) -> str:
     return "\n".join(lines)
 
 
+def owner(rule: str, owners: set[str]) -> str:
+    if rule in OWNERS and OWNERS[rule] in owners:
+        return OWNERS[rule]
+    if len(owners) > 1:
+        raise SystemExit(f"route {rule} is served by several services: {sorted(owners)}")
+    return next(iter(owners))
+
+
+def sample_path(rule: str) -> str:
+    """A concrete request path the rule matches (one value per converter)."""
+    values = {"int": "12345", "path": "a/contoh.css", "uuid": "0b5e7f6c-1d2e-4f3a-9b8c-7d6e5f4a3b2c"}
+    return RULE_PART.sub(lambda m: values.get(m.group(1) or "string", "contoh"), rule)
+
+
+def ingress_match(paths: list[tuple[str, str, str]], request_path: str) -> str | None:
+    """The service the Ingress API's matching rules pick for a request path (None: no rule).
+
+    Kubernetes: Exact matches the whole path; Prefix matches element by element; the longest
+    matching path wins, and Exact beats Prefix when two are as long."""
+    best = None
+    for path, path_type, service in paths:
+        if path_type == "Exact":
+            matches = request_path == path
+        else:
+            parts, want = request_path.split("/"), path.rstrip("/").split("/")
+            matches = parts[:len(want)] == want
+        if matches:
+            key = (len(path), path_type == "Exact")
+            if best is None or key > best[0]:
+                best = (key, service)
+    return best[1] if best else None
+
+
+def ingress_paths(routes: dict[str, set[str]]) -> list[tuple[str, str, str]]:
+    """(path, pathType, service) of the Ingress, checked to send every route to its owner."""
+    chosen: dict[tuple[str, str], str] = {}
+    for rule, owners in sorted(routes.items()):
+        if rule in INTERNAL:
+            continue
+        service = owner(rule, owners)
+        if has_converter(rule):
+            key = (rule[:RULE_PART.search(rule).start()].rsplit("/", 1)[0], "Prefix")
+        else:
+            key = (rule, "Exact")
+        if not key[0]:
+            raise SystemExit(f"route {rule}: no literal prefix to route on")
+        if chosen.setdefault(key, service) != service:
+            raise SystemExit(f"Ingress path {key[0]} ({key[1]}) would be shared by "
+                             f"{chosen[key]} and {service}")
+    # an Exact path is redundant beside a Prefix on the same path to the same service
+    paths = sorted((path, kind, service) for (path, kind), service in chosen.items()
+                   if not (kind == "Exact" and chosen.get((path, "Prefix")) == service))
+    for rule, owners in routes.items():
+        if rule in INTERNAL:
+            continue
+        got = ingress_match(paths, sample_path(rule))
+        if got != owner(rule, owners):
+            raise SystemExit(f"the Ingress would send {rule} to {got}, not {owner(rule, owners)}:"
+                             " give one of the routes a distinct literal prefix")
+    for internal in INTERNAL:
+        if ingress_match(paths, internal) is not None:
+            raise SystemExit(f"the Ingress would publish the internal endpoint {internal}")
+    return paths
+
+
+def render_ingress(routes: dict[str, set[str]]) -> str:
+    lines = [
+        "# GENERATED by deploy/proxy/routes.py from the services' @http routes: do not edit.",
+        "# The one public entry point on Kubernetes: the same table as the compose proxy",
+        "# (deploy/proxy/dumas.conf.template). Exact paths for static routes, Prefix paths for",
+        "# routes with parameters; /health, /metrics and unknown paths are not routed.",
+        "---",
+        "apiVersion: networking.k8s.io/v1",
+        "kind: Ingress",
+        "metadata:",
+        "  name: dumas",
+        "  namespace: dumas",
+        "  labels: {app.kubernetes.io/part-of: dumas}",
+        "  annotations:",
+        "    # ingress-nginx; other controllers have their own body-size setting",
+        f"    nginx.ingress.kubernetes.io/proxy-body-size: {json.dumps(MAX_BODY)}",
+        "spec:",
+        "  ingressClassName: nginx",
+        "  tls:",
+        f"    - hosts: [{json.dumps(PUBLIC_HOST)}]",
+        "      secretName: dumas-tls",
+        "  rules:",
+        f"    - host: {json.dumps(PUBLIC_HOST)}",
+        "      http:",
+        "        paths:",
+    ]
+    for path, path_type, service in ingress_paths(routes):
+        lines.append(
+            f"          - {{path: {json.dumps(path)}, pathType: {path_type}, backend: "
+            f"{{service: {{name: {service}, port: {{number: {SERVICE_PORTS[service]}}}}}}}}}")
+    return "\n".join(lines) + "\n"
+
+
+def generated() -> dict[Path, str]:
+    routes = http_routes()
+    return {TEMPLATE: render(routes), INGRESS: render_ingress(routes)}
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "check"
-    text = render(http_routes())
+    files = generated()
     if command == "write":
-        TEMPLATE.write_text(text)
-        print(f"wrote {TEMPLATE}")
+        for path, text in files.items():
+            path.write_text(text)
+            print(f"wrote {path}")
         return 0
     if command == "check":
-        if not TEMPLATE.exists() or TEMPLATE.read_text() != text:
-            print(f"{TEMPLATE} is stale: run `python {__file__} write`", file=sys.stderr)
+        stale = [path for path, text in files.items()
+                 if not path.exists() or path.read_text() != text]
+        for path in stale:
+            print(f"{path} is stale: run `python {__file__} write`", file=sys.stderr)
+        if stale:
             return 1
-        print(f"{TEMPLATE.name} matches the services' routes")
+        print(", ".join(path.name for path in files) + " match the services' routes")
         return 0
     print(__doc__, file=sys.stderr)
     return 2

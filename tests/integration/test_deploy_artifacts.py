@@ -9,22 +9,17 @@ import shutil
 import uuid
 
 import pytest
-import requests
 import yaml
 from sqlalchemy import create_engine, text
 from support import databases
 from support.deploy_files import (
     BIN,
     DEPLOY,
-    NGINX,
     ROOT,
     load_script,
-    nginx_conf,
-    render_template,
     run,
 )
 from support.net import free_port
-from support.wait import wait_for
 
 from shared import messaging
 
@@ -65,7 +60,7 @@ def test_compose_parser_rejects_a_broken_file(tmp_path):
 def test_compose_runs_the_whole_system(compose):
     services = compose["services"]
     expected = {"secrets", "rabbitmq", "rabbitmq-setup", "postgres", "migrate", "backup",
-                "proxy", "prometheus", "grafana", *SERVICES}
+                "proxy", "prometheus", "grafana", "minio", "minio-setup", *SERVICES}
     assert expected <= set(services)
     for name in SERVICES:
         service = services[name]
@@ -80,8 +75,9 @@ def test_compose_runs_the_whole_system(compose):
         assert "ports" not in service, f"{name} must be reached through the proxy only"
     assert services["migrate"]["command"] == ["migrate"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("rabbitmq", "postgres", "proxy"):
+    for name in ("rabbitmq", "postgres", "proxy", "minio", "prometheus", "grafana"):
         assert services[name]["healthcheck"]["test"], name
+    assert services["rabbitmq"]["user"] == "999:999"
     proxy_env = services["proxy"]["environment"]
     assert {proxy_env[f"{s.upper()}_UPSTREAM"] for s in SERVICES} == {
         "intake:8001", "routing:8002", "notification:8003", "reporting:8004"}
@@ -148,6 +144,114 @@ def test_env_example_documents_every_variable_the_compose_file_reads():
     assert used - documented == set()
 
 
+def test_the_replica_profile_adds_a_streaming_replica_of_the_primary():
+    services = json.loads(run(
+        BIN / "docker-compose", "--project-directory", ROOT, "-f", COMPOSE, "--env-file",
+        ROOT / ".env.example", "--profile", "replica", "config", "--format", "json").stdout)[
+        "services"]
+    replica = services["postgres-replica"]
+    assert replica["user"] == "postgres"
+    assert replica["entrypoint"] == ["/bin/bash", "/usr/local/bin/dumas-replica.sh"]
+    assert replica["environment"]["PRIMARY_HOST"] == "postgres"
+    assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert replica["healthcheck"]["test"]
+    # a hot standby needs max_connections >= the primary's
+    primary = " ".join(services["postgres"]["command"])
+    assert f"max_connections={replica['command'][-1].split('=')[1]}" in primary
+    assert "wal_level=replica" in primary
+    # the primary's first start creates the replication role (deploy/postgres/init/)
+    assert (DEPLOY / "postgres/init/20-replication.sh").exists()
+    assert "REPLICATION_PASSWORD" in services["postgres"]["environment"]
+    # without the profile, no replica
+    assert "postgres-replica" not in json.loads(compose_config("--format", "json").stdout)[
+        "services"]
+
+
+def test_attachment_storage_is_minio_with_a_bucket_made_before_the_services_start(compose):
+    services = compose["services"]
+    assert services["minio"]["image"].startswith("quay.io/minio/minio:RELEASE.")
+    setup = services["minio-setup"]
+    assert setup["depends_on"]["minio"]["condition"] == "service_healthy"
+    for name in ("intake", "routing"):
+        env = services[name]["environment"]
+        assert env["DUMAS_STORAGE_BACKEND"] == "s3"
+        assert env["DUMAS_S3_ENDPOINT_URL"] == "http://minio:9000"
+        assert env["DUMAS_S3_BUCKET"] == setup["environment"]["DUMAS_S3_BUCKET"]
+        assert env["DUMAS_S3_REGION"]
+        assert env["DUMAS_S3_ACCESS_KEY_ID"] == env["DUMAS_S3_SECRET_ACCESS_KEY"] == ""
+        assert services[name]["depends_on"]["minio-setup"]["condition"] == \
+            "service_completed_successfully"
+    # services that handle no attachment get no storage keys
+    for name in ("notification", "reporting"):
+        assert "DUMAS_S3_SECRET_ACCESS_KEY" not in services[name]["environment"]
+
+
+def test_minio_setup_makes_a_private_bucket_and_a_user_limited_to_it(tmp_path):
+    """deploy/minio/setup.sh against a recording stand-in for `mc` (the real client needs a
+    MinIO server): what it asks of MinIO, with which credentials, and that it is idempotent."""
+    secrets_dir = tmp_path / "secrets"
+    run(BIN / "python", DEPLOY / "docker/make_secrets.py", secrets_dir)
+    generated = {p.name: p.read_text() for p in secrets_dir.iterdir()}
+    assert len(generated["DUMAS_S3_ACCESS_KEY_ID"]) == 20
+    assert len(generated["DUMAS_S3_SECRET_ACCESS_KEY"]) == 40
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "mc.log"
+    (bin_dir / "mc").write_text(f"""#!/bin/sh
+{{ printf 'ARGS %s\\n' "$*"; printf 'HOST %s\\n' "$MC_HOST_dumas"; }} >> {log}
+case "$*" in
+  *"policy create"*) cp "$6" {tmp_path}/policy.json ;;
+  *"user add"*) read -r secret; printf 'STDIN %s\\n' "$secret" >> {log} ;;
+  *"policy attach"*)
+    if [ -f {tmp_path}/attached ]; then
+      echo "The specified policy change is already in effect." >&2; exit 1
+    fi
+    touch {tmp_path}/attached ;;
+esac
+""")
+    (bin_dir / "mc").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "DUMAS_SECRETS_DIR": str(secrets_dir),
+           "MINIO_URL": "http://minio:9000", "MINIO_ROOT_USER": "dumas-admin",
+           "DUMAS_S3_BUCKET": "dumas-lampiran", "MINIO_ROOT_PASSWORD": "",
+           "DUMAS_S3_ACCESS_KEY_ID": "", "DUMAS_S3_SECRET_ACCESS_KEY": ""}
+    for _ in range(2):  # the second run finds everything in place and still succeeds
+        out = run("sh", DEPLOY / "minio/setup.sh", env=env).stdout
+        assert "bucket dumas-lampiran ready" in out
+    calls = log.read_text()
+    key, secret = generated["DUMAS_S3_ACCESS_KEY_ID"], generated["DUMAS_S3_SECRET_ACCESS_KEY"]
+    assert f"HOST http://dumas-admin:{generated['MINIO_ROOT_PASSWORD']}@minio:9000" in calls
+    assert "ARGS mb --ignore-existing dumas/dumas-lampiran" in calls
+    assert "ARGS anonymous set none dumas/dumas-lampiran" in calls
+    assert f"ARGS admin user add dumas {key}\n" in calls and f"STDIN {secret}" in calls
+    assert f"ARGS admin policy attach dumas dumas-attachments --user {key}" in calls
+    assert secret not in "".join(line for line in calls.splitlines() if line.startswith("ARGS"))
+    policy = json.loads((tmp_path / "policy.json").read_text())
+    resources = {r for statement in policy["Statement"] for r in statement["Resource"]}
+    assert resources == {"arn:aws:s3:::dumas-lampiran", "arn:aws:s3:::dumas-lampiran/*"}
+    actions = {a for statement in policy["Statement"] for a in statement["Action"]}
+    assert not any(a.startswith("admin:") or a == "s3:*" for a in actions)
+    # a missing secret stops the set-up instead of creating a user without a password
+    (secrets_dir / "DUMAS_S3_SECRET_ACCESS_KEY").chmod(0o000)
+    failed = run("sh", DEPLOY / "minio/setup.sh", env=env, check=False)
+    if os.geteuid() != 0:  # root reads the file anyway
+        assert failed.returncode != 0 and "DUMAS_S3_SECRET_ACCESS_KEY" in failed.stderr
+
+
+def test_prometheus_in_compose_finds_every_replica_through_docker_dns():
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: apt-get install prometheus (.ci/run does)"
+    result = run(promtool, "check", "config", "compose.yml", cwd=DEPLOY / "prometheus")
+    assert "SUCCESS" in result.stdout
+    config = yaml.safe_load((DEPLOY / "prometheus/compose.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "dumas")
+    found = {(sd["names"][0], sd["port"], sd["type"]) for sd in job["dns_sd_configs"]}
+    assert found == {("intake", 8001, "A"), ("routing", 8002, "A"),
+                     ("notification", 8003, "A"), ("reporting", 8004, "A")}
+    compose_file = yaml.safe_load(COMPOSE.read_text())
+    assert "--config.file=/etc/prometheus/compose.yml" in \
+        compose_file["services"]["prometheus"]["command"]
+
+
 # --- the image ------------------------------------------------------------------------------------
 
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
@@ -163,7 +267,7 @@ def test_dockerfile_is_multi_stage_pinned_non_root_with_a_healthcheck():
     froms = [line for line in lines if line.startswith("FROM ")]
     assert len(froms) == 2 and froms[0].endswith("AS build")
     base = next(line for line in lines if line.startswith("ARG PYTHON_IMAGE="))
-    assert re.fullmatch(r"ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+", base)
+    assert re.fullmatch(r"ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+@sha256:[0-9a-f]{64}", base)
     final = lines[lines.index(froms[1]):]
     assert any(re.fullmatch(r"USER 10001:10001", line) for line in final)
     assert any(line.startswith("HEALTHCHECK ") for line in final)
@@ -185,7 +289,8 @@ def test_entrypoint_exports_generated_secrets_and_builds_urls(tmp_path):
     run(BIN / "python", DEPLOY / "docker/make_secrets.py", secrets_dir)
     first = {p.name: p.read_text() for p in secrets_dir.iterdir()}
     assert {"DUMAS_SESSION_SECRET", "RABBITMQ_PASSWORD", "INTAKE_DB_PASSWORD"} <= set(first)
-    assert all(len(v) >= 40 for v in first.values())
+    # 240 bits or more, except the S3 access key id (an identifier, 20 characters as in S3)
+    assert all(len(v) >= 40 for k, v in first.items() if k != "DUMAS_S3_ACCESS_KEY_ID")
     run(BIN / "python", DEPLOY / "docker/make_secrets.py", secrets_dir)
     assert {p.name: p.read_text() for p in secrets_dir.iterdir()} == first  # never regenerated
 
@@ -245,6 +350,41 @@ def test_postgres_init_creates_one_owned_database_per_service_that_migrates():
         engine.dispose()
 
 
+def test_backup_dumps_every_database_restorably(tmp_path):
+    """deploy/postgres/backup.sh, one run (BACKUP_ONCE=1) against this machine's PostgreSQL:
+    four custom-format dumps that pg_restore can read; a database that cannot be dumped
+    fails the run and leaves no partial file."""
+    prefix = f"dumas_bk_{uuid.uuid4().hex[:6]}_"
+    names = [f"{prefix}{s}" for s in SERVICES]
+    engine = create_engine(f"{databases.SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for name in names:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        seeded = create_engine(f"{databases.SERVER}/{names[0]}")
+        with seeded.begin() as conn:
+            conn.execute(text("CREATE TABLE complaints (code text); "
+                              "INSERT INTO complaints VALUES ('KPH-1')"))
+        seeded.dispose()
+        env = {"BACKUP_ONCE": "1", "BACKUP_DIR": str(tmp_path), "DUMAS_DB_PREFIX": prefix,
+               "PGHOST": "127.0.0.1", "PGUSER": "postgres",
+               "POSTGRES_PASSWORD_FILE": str(tmp_path / "none")}
+        out = run("bash", DEPLOY / "postgres/backup.sh", env=env).stdout
+        dumps = sorted(tmp_path.glob("*.dump"))
+        assert [d.name.rsplit("-", 1)[0] for d in dumps] == sorted(names), out
+        listing = run("pg_restore", "--list", next(d for d in dumps if names[0] in d.name)).stdout
+        assert "TABLE DATA public complaints" in listing
+
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{names[3]}"'))
+        failed = run("bash", DEPLOY / "postgres/backup.sh", env=env, check=False)
+        assert failed.returncode != 0 and f"FAILED for {names[3]}" in failed.stderr
+        assert not list(tmp_path.glob("*.partial"))
+    finally:
+        engine.dispose()
+        databases.drop_all(names)
+
+
 # --- RabbitMQ definitions -----------------------------------------------------------------------
 
 
@@ -273,69 +413,3 @@ def test_rabbitmq_definitions_match_what_the_services_declare(monkeypatch):
         policy = poison["^" + main.replace(".", r"\.") + "$"]
         assert policy["delivery-limit"] > 0
         assert policy["dead-letter-routing-key"] == messaging.dead_queue_name(main)
-
-
-# --- reverse proxy --------------------------------------------------------------------------------
-
-
-def test_proxy_routes_are_generated_from_the_services_routes():
-    module = load_script("proxy/routes.py")
-    assert module.TEMPLATE.read_text() == module.render(module.http_routes()), (
-        "deploy/proxy/dumas.conf.template is stale: "
-        "run `.venv/bin/python deploy/proxy/routes.py write`")
-
-
-def rendered_proxy(tmp_path, upstreams: dict[str, str], port: int):
-    template = (DEPLOY / "proxy/dumas.conf.template").read_text()
-    values = {f"{s.upper()}_UPSTREAM": u for s, u in upstreams.items()}
-    values.update(DUMAS_RESOLVER="127.0.0.1", DUMAS_PROXY_PORT=f"127.0.0.1:{port}")
-    server = tmp_path / "dumas.conf"
-    server.write_text(render_template(template, values))
-    return nginx_conf(server, tmp_path)
-
-
-@pytest.mark.skipif(not shutil.which(NGINX), reason="nginx is installed by .ci/run")
-def test_proxy_config_passes_nginx_t(tmp_path):
-    conf = rendered_proxy(tmp_path, {s: f"{s}:800{i + 1}" for i, s in enumerate(SERVICES)},
-                          free_port())
-    result = run(NGINX, "-t", "-c", conf, "-p", tmp_path, check=False)
-    assert result.returncode == 0, result.stderr
-    assert "syntax is ok" in result.stderr
-
-
-def test_proxy_is_one_entry_point_for_the_services(tmp_path, start_service):
-    from services.intake.service import IntakeService
-    from services.reporting.service import ReportingService
-    from services.routing.service import RoutingService
-
-    started = {name: start_service(cls) for name, cls in (
-        ("intake", IntakeService), ("routing", RoutingService), ("reporting", ReportingService))}
-    upstreams = {name: s.config["WEB_SERVER_ADDRESS"] for name, s in started.items()}
-    upstreams["notification"] = f"127.0.0.1:{free_port()}"
-    port = free_port()
-    conf = rendered_proxy(tmp_path, upstreams, port)
-    import subprocess
-
-    nginx = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp_path)],  # noqa: S603
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _answers(f"{base}/proxy-health"), timeout=10, message="nginx up")
-        assert requests.get(f"{base}/api/v1/categories", timeout=5).status_code == 200
-        assert requests.get(f"{base}/api/v1/units", timeout=5).json()
-        assert requests.get(f"{base}/api/v1/stats", timeout=5).status_code == 200
-        missing = requests.get(f"{base}/api/v1/complaints/TIDAKADA", timeout=5)
-        assert missing.status_code == 404 and missing.json()["error"]["code"]
-        # internal endpoints are not public
-        assert requests.get(f"{base}/metrics", timeout=5).status_code == 404
-        assert requests.get(f"{base}/health", timeout=5).status_code == 404
-    finally:
-        nginx.terminate()
-        nginx.wait(10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
