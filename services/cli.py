@@ -6,6 +6,7 @@
     dumas deliveries list|show|retry   notifications that failed for good, sent again
     dumas reporting rebuild       replay every stored event into reporting's read model
     dumas reporting monthly --month 2026-11 --out FILE.pdf   "Laporan Bulanan Dumas"
+    dumas reporting bench [--generate N]   time the statistics query (cold, p50, p95)
 """
 
 import argparse
@@ -100,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     p_month.add_argument("--month", required=True, help="YYYY-MM, e.g. 2026-11")
     p_month.add_argument("--out", required=True, type=Path, help="PDF file to write")
     p_month.add_argument("--unit", help="only this unit (default: all units)")
+    p_rbench = rep.add_parser("bench", help="time the statistics query (cold, p50, p95)")
+    p_rbench.add_argument("--generate", type=int, metavar="N",
+                          help="first fill an EMPTY PostgreSQL reporting database with N "
+                               "synthetic complaints (e.g. 1000000)")
+    p_rbench.add_argument("--repeat", type=int, default=15)
 
     args = parser.parse_args(argv)
     if args.command == "migrate":
@@ -162,6 +168,16 @@ def reporting_command(args) -> int:
             return 2
         stats = commands.monthly(url, args.month, args.out, args.unit)
         print(f"{args.out}: Laporan Bulanan Dumas {args.month}, {stats['total']} complaints")
+    elif args.action == "bench":
+        if args.generate:
+            try:
+                print(commands.generate_into_empty(url, args.generate))
+            except ValueError as exc:
+                print(f"dumas reporting bench: {exc}", file=sys.stderr)
+                return 2
+        for name, c in commands.bench(url, repeat=args.repeat).items():
+            print(f"{name:<40} {c['plan']:<8} cold {c['cold_ms']:>7} ms  p50 {c['p50_ms']:>7} ms"
+                  f"  p95 {c['p95_ms']:>7} ms  ({c['total']:,} complaints)")
     return 0
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import (
     Table,
 )
 
-from services.reporting.domain.aggregates import COUNTER_COLUMNS
+from services.reporting.domain.aggregates import COUNTER_COLUMNS, UNIT_SLA_COLUMNS
 from shared.db import UTCDateTime
 
 metadata = MetaData()
@@ -92,6 +92,7 @@ daily_stats = Table(
     *(Column(name, Integer, nullable=False, default=0) for name in COUNTER_COLUMNS),
     PrimaryKeyConstraint(*KEY_COLUMNS, name="pk_daily_stats"),
     Index("ix_daily_stats_unit_day", "unit_code", "day"),
+    Index("ix_daily_stats_kecamatan_day", "kecamatan_code", "day"),
 )
 
 # Histogram of working days (to first response, to resolution) under the same key.
@@ -104,4 +105,55 @@ duration_stats = Table(
     Column("n", Integer, nullable=False, default=0),
     PrimaryKeyConstraint(*KEY_COLUMNS, "measure", "working_days", name="pk_duration_stats"),
     Index("ix_duration_stats_unit_day", "unit_code", "day"),
+    Index("ix_duration_stats_kecamatan_day", "kecamatan_code", "day"),
 )
+
+# Roll-ups of the daily cube (services/reporting/domain/aggregates.py, "roll-ups"): questions
+# whose filters are in FILTER_SETS read these instead of the cube. filter_dim "" = no filter;
+# `shard` is a contention stripe (readers sum over it), not a partition of complaints.
+_FILTER = (
+    Column("filter_dim", String(40), nullable=False),
+    Column("filter_value", String(64), nullable=False),
+)
+
+rollup_days = Table(
+    "rollup_days",
+    metadata,
+    *(c.copy() for c in _FILTER),
+    Column("day", Date, nullable=False),
+    Column("shard", SmallInteger, nullable=False),
+    *(Column(name, Integer, nullable=False, default=0) for name in COUNTER_COLUMNS),
+    PrimaryKeyConstraint("filter_dim", "filter_value", "day", "shard", name="pk_rollup_days"),
+)
+
+rollup_months = Table(
+    "rollup_months",
+    metadata,
+    *(c.copy() for c in _FILTER),
+    Column("month", Date, nullable=False),
+    Column("dim", String(16), nullable=False),
+    Column("value", String(64), nullable=False),
+    Column("shard", SmallInteger, nullable=False),
+    *(Column(name, Integer, nullable=False, default=0) for name in UNIT_SLA_COLUMNS),
+    PrimaryKeyConstraint("filter_dim", "filter_value", "month", "dim", "value", "shard",
+                         name="pk_rollup_months"),
+)
+
+rollup_durations = Table(
+    "rollup_durations",
+    metadata,
+    *(c.copy() for c in _FILTER),
+    Column("month", Date, nullable=False),
+    Column("measure", String(16), nullable=False),
+    Column("working_days", Integer, nullable=False),
+    Column("shard", SmallInteger, nullable=False),
+    Column("n", Integer, nullable=False, default=0),
+    PrimaryKeyConstraint("filter_dim", "filter_value", "month", "measure", "working_days",
+                         "shard", name="pk_rollup_durations"),
+)
+ROLLUP_KEYS = {
+    "rollup_days": ("filter_dim", "filter_value", "day", "shard"),
+    "rollup_months": ("filter_dim", "filter_value", "month", "dim", "value", "shard"),
+    "rollup_durations": ("filter_dim", "filter_value", "month", "measure", "working_days",
+                         "shard"),
+}

@@ -9,12 +9,11 @@ from urllib.parse import urlencode
 import eventlet
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from services.reporting import exports, handlers, pages, queries
 from services.reporting.db import metadata
-from services.reporting.metrics import EXPORTS, SIGN_INS, STATS_QUERY_SECONDS
+from services.reporting.metrics import EXPORTS, SIGN_INS, STATS_PLANS, STATS_QUERY_SECONDS
 from shared import deadletters
 from shared.auth import (
     SESSION_COOKIE,
@@ -25,7 +24,7 @@ from shared.auth import (
     read_session,
 )
 from shared.metrics import DeadLetterDepthCollector
-from shared.nameko_ext import Database, Health, event_consumer
+from shared.nameko_ext import Database, Health, LoginGuard, event_consumer, http
 from shared.web import (
     HttpError,
     endpoint,
@@ -90,6 +89,7 @@ class ReportingService:
     broker = Health()
     routing = RpcProxy("routing")
     dead_letters = DeadLetterDepths()
+    login_guard = LoginGuard(NAME)
 
     # Every event, one consumer queue each (reporting.<event_type>).
     on_complaint_received = _consumer("intake", "complaint_received")
@@ -115,6 +115,7 @@ class ReportingService:
         with self.db.session() as session:
             result = handlers.stats(session, query)
         STATS_QUERY_SECONDS.labels(view).observe(time.perf_counter() - started)
+        STATS_PLANS.labels(handlers.plan(query)).inc()
         return result
 
     @staticmethod
@@ -177,6 +178,7 @@ class ReportingService:
             this_month=date.today().strftime("%Y-%m")))
 
     @http("GET", "/masuk")
+    @endpoint(NAME, "GET /masuk")
     def sign_in_form(self, request):
         return self._sign_in_page(request.args.get("next"))
 
@@ -194,26 +196,35 @@ class ReportingService:
     def sign_in(self, request):
         form = request.form
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
-        if not cookie or not secrets.compare_digest(cookie, form.get("csrf_token", "")):
+        if not cookie or not secrets.compare_digest(cookie.encode(),
+                                                    form.get("csrf_token", "").encode()):
             SIGN_INS.labels("csrf").inc()
             return self._sign_in_page(form.get("next"), "Formulir kedaluwarsa. Silakan coba lagi.",
-                                      status=400)
+                                      status=403)
         username = form.get("username", "").strip()[:64]
         password = form.get("password", "")[:256]
-        try:
-            with eventlet.Timeout(RPC_TIMEOUT, TimeoutError):
-                result = self.routing.authenticate(username, password)
-        except Exception:
-            SIGN_INS.labels("unavailable").inc()
-            return self._sign_in_page(
-                form.get("next"), "Layanan akun sedang tidak tersedia. Coba lagi sebentar lagi.",
-                username, status=503)
+        refusal = self.login_guard.check(request)
+        if refusal is None:
+            try:
+                with eventlet.Timeout(RPC_TIMEOUT, TimeoutError):
+                    result = self.routing.authenticate(username, password)
+            except Exception:
+                SIGN_INS.labels("unavailable").inc()
+                return self._sign_in_page(
+                    form.get("next"),
+                    "Layanan akun sedang tidak tersedia. Coba lagi sebentar lagi.",
+                    username, status=503)
+            refusal = self.login_guard.record(request, result)
+        if refusal is not None:
+            SIGN_INS.labels("locked" if refusal.scope == "account" else "throttled").inc()
+            response = self._sign_in_page(form.get("next"), refusal.message, username,
+                                          status=429)
+            response.headers.update(refusal.headers)
+            return response
         if not result or not result.get("ok"):
-            locked = result and result.get("reason") == "locked"
-            SIGN_INS.labels("locked" if locked else "invalid").inc()
-            message = ("Akun dikunci sementara karena terlalu banyak percobaan. Coba lagi nanti."
-                       if locked else "Nama pengguna atau kata sandi salah.")
-            return self._sign_in_page(form.get("next"), message, username, status=401)
+            SIGN_INS.labels("invalid").inc()
+            return self._sign_in_page(form.get("next"), "Nama pengguna atau kata sandi salah.",
+                                      username, status=401)
         if result["role"] not in queries.STAFF_ROLES:
             SIGN_INS.labels("forbidden").inc()
             return self._sign_in_page(
@@ -230,7 +241,8 @@ class ReportingService:
     def sign_out(self, request):
         session = self._session(request)
         if session is not None and not check_csrf(session, request.form.get("csrf_token")):
-            raise HttpError(400, "invalid_csrf", "Formulir kedaluwarsa. Silakan coba lagi.")
+            return _page_error(HttpError(403, "invalid_csrf",
+                                         "Formulir kedaluwarsa. Silakan coba lagi."), session)
         response = Response(status=303, headers={"Location": "/statistik"})
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response

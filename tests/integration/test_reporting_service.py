@@ -116,6 +116,11 @@ def handled_total():
     )
 
 
+def rollup_answers():
+    return REGISTRY.get_sample_value("dumas_reporting_stats_queries_total",
+                                     {"plan": "rollups"}) or 0.0
+
+
 def stored_event_ids(url):
     engine = create_engine(url)
     with engine.connect() as conn:
@@ -171,7 +176,9 @@ def test_statistics_count_each_complaint_once_whatever_the_order_and_copies(
 
     assert sorted(stored_event_ids(url)) == sorted(set(published))
     assert len(set(published)) == 11
+    answered = rollup_answers()
     public = reporting.get("/api/v1/stats").json()
+    assert rollup_answers() == answered + 1  # counted by plan on /metrics
     assert public["total"] == 4
     assert public["by_status"] == {"received": 1, "routed": 3}
     assert public["by_channel"] == {"ptsp": 1, "qr": 1, "web": 1, "whatsapp": 1}

@@ -163,3 +163,123 @@ def sum_rows(rows: Iterable[Mapping[str, int]]) -> dict[str, int]:
         for column in COUNTER_COLUMNS:
             total[column] += int(row[column] or 0)
     return total
+
+
+# -- roll-ups -----------------------------------------------------------------------------------
+#
+# The daily cube above has one row per (day, unit, kecamatan, channel, category,
+# confidentiality): with a province's 1,000 units it holds about one row per complaint, so an
+# all-time question would read a million rows. The roll-ups answer every question with at most
+# one filter without reading it:
+#
+# - `rollup_days`   (filter, day): every counter per day received -> totals, trend, backlog;
+# - `rollup_months` (filter, month, dimension, value): complaints and SLA counters per value of
+#   each other dimension -> "by unit", "by channel", ..., SLA per unit;
+# - `rollup_durations` (filter, month, measure, working days): the histograms.
+#
+# "filter" is (filter_dim, filter_value): ("", "") for no filter, "channel" / "web" for one, or
+# "channel+confidentiality" / "web|public" for a combination (FILTER_SETS). A contribution lands
+# in 10 day rows, 36 month rows (each filter x the dimensions outside it) and 10 rows per
+# duration.
+# Rows without a unit or kecamatan are touched by nearly every event, so they are striped over
+# SHARDS rows (a stable stripe per complaint) to keep concurrent transactions from queueing on
+# one row lock; readers add the stripes up.
+
+SHARDS = 4
+# The filters with their own roll-up rows: none, each dimension alone, and every combination of
+# the low-cardinality dimensions (a channel and a confidentiality level still match a quarter of
+# all complaints; even all three match a few percent, whose rows lie on nearly every page of the
+# cube). Combinations with a unit or a kecamatan read the cube through its indexes: they match
+# few rows.
+FILTER_SETS = (
+    (), *((d,) for d in DIMENSIONS),
+    ("channel", "confidentiality"), ("channel", "category"), ("category", "confidentiality"),
+    ("channel", "category", "confidentiality"),
+)
+UNIT_SLA_COLUMNS = ("complaints", "sla_met", "sla_missed", "sla_warned")
+_COLD = frozenset({"unit_code", "kecamatan_code"})
+
+
+def filter_name(dims) -> str:
+    """filter_dim of a filter set: "" (none), "channel", "channel+confidentiality", ..."""
+    return "+".join(dims)
+
+
+def filter_value(values) -> str:
+    return "|".join(values)
+
+
+def rollup_filter(filters: Mapping[str, str]) -> tuple[str, str] | None:
+    """(filter_dim, filter_value) of the roll-up rows answering `filters`, or None (the cube)."""
+    dims = tuple(d for d in DIMENSIONS if d in filters)
+    if dims not in FILTER_SETS:
+        return None
+    return filter_name(dims), filter_value(filters[d] for d in dims)
+
+
+def shard_of(complaint_id: str) -> int:
+    """A stable stripe 0..SHARDS-1 for a complaint (same stripe for all its contributions)."""
+    return sum(str(complaint_id).encode()) % SHARDS
+
+
+def _stripe(shard: int, *dims) -> int:
+    return 0 if _COLD.intersection(dims) else shard
+
+
+def _filters(key: Key):
+    values = dict(zip(DIMENSIONS, key[1:], strict=True))
+    for dims in FILTER_SETS:
+        yield dims, filter_name(dims), filter_value(values[d] for d in dims)
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    """The first day of the month after `day`'s."""
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def rollup_delta(before: Contribution | None, after: Contribution | None, shard: int):
+    """Changes to the roll-up tables, merged per row and sorted (lock order):
+    (days: [(key, [COUNTER_COLUMNS changes])], months: [(key, [UNIT_SLA_COLUMNS changes])],
+     durations: [(key, change)]) with keys as in `ROLLUP_KEYS` (db.py) order."""
+    days: dict[tuple, list[int]] = {}
+    months: dict[tuple, list[int]] = {}
+    durations: dict[tuple, int] = {}
+    for sign, part in ((-1, before), (1, after)):
+        if part is None:
+            continue
+        day = part.key[0]
+        month = month_of(day)
+        values = dict(zip(DIMENSIONS, part.key[1:], strict=True))
+        counters = [sign * part.counters[c] for c in COUNTER_COLUMNS]
+        narrow = [sign * part.counters[c] for c in UNIT_SLA_COLUMNS]
+        for fdims, fdim, fvalue in _filters(part.key):
+            _add_into(days, (fdim, fvalue, day, _stripe(shard, *fdims)), counters)
+            for dim in DIMENSIONS:
+                if dim not in fdims:
+                    _add_into(months, (fdim, fvalue, month, dim, values[dim],
+                                       _stripe(shard, *fdims, dim)), narrow)
+            for measure, wd in part.durations:
+                k = (fdim, fvalue, month, measure, wd, _stripe(shard, *fdims))
+                durations[k] = durations.get(k, 0) + sign
+    return (
+        sorted(((k, v) for k, v in days.items() if any(v)), key=_rollup_sort),
+        sorted(((k, v) for k, v in months.items() if any(v)), key=_rollup_sort),
+        sorted(((k, v) for k, v in durations.items() if v), key=_rollup_sort),
+    )
+
+
+def _add_into(rows: dict, key: tuple, values: list[int]) -> None:
+    row = rows.get(key)
+    if row is None:
+        rows[key] = list(values)
+    else:
+        for i, v in enumerate(values):
+            row[i] += v
+
+
+def _rollup_sort(item):
+    return tuple(x.isoformat() if isinstance(x, date) else x for x in item[0])
