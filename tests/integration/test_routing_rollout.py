@@ -17,10 +17,10 @@ from services import cli
 from services.routing import handlers
 from services.routing.db import audit_log, outbox, processed_events, stage_changes
 from services.routing.domain.registry import load_seed
-from services.routing.domain.sla import WIB
 from services.routing.service import RoutingService
 from shared.contracts import load_event
 from shared.db import UnitOfWork
+from shared.workdays import WIB
 
 
 def stage_seen_by(instance, unit_code):

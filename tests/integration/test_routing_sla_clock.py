@@ -14,10 +14,10 @@ from support.wait import wait_for
 from services.routing import handlers, sla_clock
 from services.routing.db import outbox, processed_events
 from services.routing.domain.registry import load_seed
-from services.routing.domain.sla import WIB
 from services.routing.service import RoutingService
 from shared.contracts import load_event
 from shared.db import UnitOfWork
+from shared.workdays import WIB
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from services.notification.domain.planner import (
 )
 from services.notification.domain.privacy import redact
 from shared.catalogue import CATEGORY_BY_CODE
+from shared.workdays import add_working_days
 
 DESK_UNIT = "kankemenag-kepahiang"
 # WhatsApp Business: free-form (text) messages only within 24 h of the person's last message.
@@ -68,10 +69,11 @@ class Policy:
 
     public_base_url: str
     unit_channel: str = DEFAULT_UNIT_CHANNEL
-    # How long a complainant has to answer a question, and to rate or reopen after an answer.
-    # routing's events do not carry these dates (yet); they are configuration here.
-    answer_within: timedelta = timedelta(days=7)
-    feedback_within: timedelta = timedelta(days=14)
+    # Working days (shared/workdays.py) a complainant has to answer a question, and to rate or
+    # reopen after an answer (routing closes a resolved complaint after the same 10 working
+    # days). routing's events do not carry these dates (yet); they are configuration here.
+    answer_within_working_days: int = 5
+    feedback_within_working_days: int = 10
     desk_unit: str = DESK_UNIT
 
     def __post_init__(self):
@@ -212,13 +214,15 @@ def _to_complainant(event_type, data, cause_event_id, view, policy) -> Plan:
         context.update(unit_name=view.unit_name, due_at=_iso(view.due_at))
     elif event_type == "complaint_info_requested":
         context.update(unit_name=view.unit_name, question=data["question"],
-                       answer_by=_iso(at + policy.answer_within))
+                       answer_by=_iso(add_working_days(at, policy.answer_within_working_days)))
     elif event_type == "complaint_responded":
         context.update(unit_name=view.unit_name, response=data["response"],
-                       feedback_until=_iso(at + policy.feedback_within))
+                       feedback_until=_iso(
+                           add_working_days(at, policy.feedback_within_working_days)))
     elif event_type == "complaint_resolved":
         context.update(unit_name=view.unit_name, resolution=data["resolution"],
-                       resolved_at=_iso(at), feedback_until=_iso(at + policy.feedback_within))
+                       resolved_at=_iso(at), feedback_until=_iso(
+                           add_working_days(at, policy.feedback_within_working_days)))
     elif event_type == "complaint_closed":
         context.update(closed_at=_iso(at), closing_note=data["reason"])
     delivery = PlannedDelivery(

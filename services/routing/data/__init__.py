@@ -1,1 +1,1 @@
-"""Routing seed data: units.yaml (unit registry) and holidays.yaml (SLA calendar)."""
+"""Routing seed data: units.yaml (the unit registry); the SLA calendar is shared/data/."""

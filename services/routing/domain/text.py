@@ -104,6 +104,7 @@ ABBREVIATIONS: dict[str, str] = {
     "kph": "kepahiang",
     "nikh": "nikah",
     "nkh": "nikah",
+    "negri": "negeri",
 }
 
 # Tokens after which a bare number or Roman numeral is the unit's number ("MAN I", "MTsN02").
@@ -169,11 +170,18 @@ _PHRASES: tuple[tuple[tuple[str, ...], str], ...] = tuple(
 )
 _PHRASE_FIRST = frozenset(p[0][0] for p in _PHRASES)
 
+# "Madrasah" and the madrasah types as people spell them ("madrasah tsanawiyyah", "madrasa
+# sanawiyah", "ibtida'iyah", "aliah"): corrected only right after a spelling of "madrasah",
+# because "Aliyah" alone is also a given name.
+_MADRASAH_WORDS = frozenset({"madrasah", "madrasa", "madrsah", "madarasah", "madrasyah"})
+
 _ROMAN = re.compile(r"^(x{0,3})(ix|iv|v?i{0,3})$")
 _ROMAN_VALUES = {"i": 1, "v": 5, "x": 10}
 # "m.ts.n", "s.pd.i": dotted abbreviations made of short letter groups.
 _DOTTED = re.compile(r"\b(?:[a-z]{1,3}\.)+[a-z]{1,3}\b\.?")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+# "ibtida'iyah", "jum'at": an apostrophe inside a word joins it, it does not split it.
+_INNER_APOSTROPHE = re.compile(r"(?<=[a-z])['\u2019`](?=[a-z])")
 _LETTERS_DIGITS = re.compile(r"[a-z]+|[0-9]+")
 _REDUPLICATED = re.compile(r"^([a-z]{3,})2$")
 
@@ -209,7 +217,25 @@ def _split_raw(word: str) -> list[str]:
     return out
 
 
+@cache
+def _madrasah_types() -> "FuzzyVocabulary":
+    return FuzzyVocabulary(("tsanawiyah", "aliyah", "ibtidaiyah"))
+
+
+def _madrasah_spellings(words: list[str]) -> list[str]:
+    out = list(words)
+    for i, word in enumerate(words[:-1]):
+        if word in _MADRASAH_WORDS:
+            out[i] = "madrasah"
+            found = _madrasah_types().lookup(words[i + 1])
+            if found:
+                out[i + 1] = found[0][0]
+    return out
+
+
 def _canonical_phrases(words: list[str]) -> list[str]:
+    if _MADRASAH_WORDS.intersection(words):
+        words = _madrasah_spellings(words)
     out: list[str] = []
     i = 0
     while i < len(words):
@@ -246,6 +272,7 @@ def tokens(text: str) -> tuple[str, ...]:
     """The normalized tokens of `text` (see the module docstring)."""
     lowered = _ascii_lower(text)
     lowered = _DOTTED.sub(lambda m: m.group(0).replace(".", ""), lowered)
+    lowered = _INNER_APOSTROPHE.sub("", lowered)
     words: list[str] = []
     for raw in _NON_WORD.split(lowered):
         if raw:

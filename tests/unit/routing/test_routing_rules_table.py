@@ -52,6 +52,13 @@ CASES: list[tuple[str, str | None, str, str, str]] = [
     ("pendidikan_madrasah", None, "ma al munawaroh 2 bermani ilir asrama penuh", "mas-al-munawwaroh-2", "madrasah_named"),  # noqa: E501
     ("lainnya", None, "di depan MAN 1 banyak sampah berserakan", "man-1-kepahiang", "madrasah_named"),  # noqa: E501
     ("kemasjidan", "17.08.05", "masjid dekat MTsN 2 speaker kekencangan", "mtsn-2-kepahiang", "madrasah_named"),  # noqa: E501
+    # Spelled out in full, with "N" for Negeri, and as people misspell it.
+    ("pendidikan_madrasah", None, "Madrasah Tsanawiyah N 2 ijazah anak sy blm keluar", "mtsn-2-kepahiang", "madrasah_named"),  # noqa: E501
+    ("pendidikan_madrasah", None, "Madrasah Aliyah Negeri 1 gurunya sering telat masuk", "man-1-kepahiang", "madrasah_named"),  # noqa: E501
+    ("pendidikan_madrasah", None, "Madrasah Ibtidaiyah Negeri 7 pagar sekolah roboh", "min-7-kepahiang", "madrasah_named"),  # noqa: E501
+    ("pendidikan_madrasah", None, "madrasah tsanawiyyah negri 02 kph kantin kotor", "mtsn-2-kepahiang", "madrasah_named"),  # noqa: E501
+    ("pendidikan_madrasah", None, "Madrasah Ibtida'iyah Negeri 7 Kepahiang buku paket blm dibagi", "min-7-kepahiang", "madrasah_named"),  # noqa: E501
+    ("lainnya", None, "madrasa aliah n 1 parkiran sempit", "man-1-kepahiang", "madrasah_named"),  # noqa: E501
     # 4. KUA business: the kecamatan field, else a desa/kecamatan named in the text.
     ("nikah_rujuk", "17.08.05", "Pendaftaran nikah sdh 2 minggu blm diproses", "kua-merigi", "kua_kecamatan"),  # noqa: E501
     ("nikah_rujuk", "17.08.04", "buku nikah sy hilang mau urus duplikat lama", "kua-kepahiang", "kua_kecamatan"),  # noqa: E501

@@ -3,21 +3,28 @@
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import yaml
 
 from services.routing.domain.sla import (
+    deadlines,
+    resolution_working_days,
+    response_due_at,
+    response_working_days,
+    warning_days,
+)
+from shared.workdays import (
+    HOLIDAYS_FILE,
+    HOLIDAYS_FILE_ENV,
     WIB,
     OfficeCalendar,
     add_working_days,
     clock_start_day,
-    deadlines,
+    listed_days,
     load_holidays,
     paused_working_days,
-    resolution_working_days,
-    response_due_at,
-    response_working_days,
     shift_working_days,
-    warning_days,
     working_days_between,
+    working_days_in,
 )
 
 NO_HOLIDAYS: frozenset[date] = frozenset()
@@ -113,12 +120,13 @@ def test_the_holidays_library_knows_national_holidays_missing_from_the_yaml():
     library_only = OfficeCalendar(extra=())
     assert date(2026, 8, 17) in library_only  # Hari Proklamasi
     assert date(2026, 3, 23) not in library_only  # cuti bersama: only in the YAML
-    assert date(2026, 3, 23) in OfficeCalendar(load_holidays())
+    assert date(2026, 3, 23) in OfficeCalendar(listed_days())
+    assert date(2028, 8, 17) in load_holidays()  # beyond the YAML: the library's years
 
 
 def test_a_deadline_across_a_weekend_and_a_national_holiday():
     # Thu 13 Aug 2026 10:00: Fri 14, Mon 16? no: Mon 17 Aug is Independence Day.
-    calendar = OfficeCalendar(load_holidays())
+    calendar = load_holidays()
     assert add_working_days(wib(2026, 8, 13), 3, calendar) == wib(2026, 8, 19, 16)
     d = deadlines("pelayanan_ptsp", wib(2026, 8, 13), calendar)
     assert d["response_warn_at"] == wib(2026, 8, 18, 16)
@@ -127,7 +135,7 @@ def test_a_deadline_across_a_weekend_and_a_national_holiday():
 
 
 def test_a_paused_clock_moves_its_deadline_by_the_working_days_it_waited():
-    calendar = OfficeCalendar(load_holidays())
+    calendar = load_holidays()
     # paused Fri 14 Aug, resumed Wed 19 Aug: Mon 17 is a holiday -> Tue 18, Wed 19 = 2 days
     assert paused_working_days(wib(2026, 8, 14), wib(2026, 8, 19), calendar) == 2
     assert shift_working_days(wib(2026, 8, 14, 16), 2, calendar) == wib(2026, 8, 19, 16)
@@ -140,3 +148,31 @@ def test_response_due_at_uses_the_category_table():
     assert response_due_at("lainnya", received, NO_HOLIDAYS) - received == timedelta(
         days=3, hours=6
     )
+
+
+def test_the_libur_nasional_listed_for_2026_are_the_ones_the_library_knows():
+    document = yaml.safe_load(HOLIDAYS_FILE.read_text(encoding="utf-8"))
+    listed = [e["date"] for e in document["holidays"]
+              if e["kind"] == "libur_nasional" and not e.get("tentative")]
+    assert listed, "the bundled calendar lists the SKB's national holidays"
+    assert [d for d in listed if d not in OfficeCalendar(extra=())] == []
+
+
+def test_a_deployment_can_bring_its_own_cuti_bersama_list(tmp_path, monkeypatch):
+    own = tmp_path / "holidays.yaml"
+    own.write_text("holidays:\n  - {date: 2026-02-09, kind: cuti_bersama, name: Uji}\n")
+    monkeypatch.setenv(HOLIDAYS_FILE_ENV, str(own))
+    calendar = load_holidays()
+    assert date(2026, 2, 9) in calendar  # the deployment's day off
+    assert date(2026, 3, 23) not in calendar  # the bundled cuti bersama are not used
+    assert date(2026, 8, 17) in calendar  # national holidays still come from the library
+    # Mon 9 Feb is off: a complaint of Fri 6 Feb 10:00 is due 1 working day later on Tue 10.
+    assert add_working_days(wib(2026, 2, 6), 1) == wib(2026, 2, 10, 16)
+
+
+def test_reporting_counts_the_days_routing_sets_deadlines_with():
+    received = wib(2026, 5, 13, 11)  # before Kenaikan (14), its cuti bersama (15), a weekend
+    due = deadlines("pelayanan_ptsp", received)["resolution_due_at"]
+    assert due == wib(2026, 5, 22, 16)  # Mon 18 .. Fri 22
+    assert working_days_between(received, due) == 5
+    assert working_days_in(date(2026, 5, 13), date(2026, 5, 22)) == 5

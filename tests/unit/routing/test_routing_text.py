@@ -23,10 +23,33 @@ from services.routing.domain.text import (
         "MTs. Negeri 02",
         "Madrasah Tsanawiyah Negeri 2",
         "MTS N II",
+        "Madrasah Tsanawiyah N 2",
+        "Madrasah Tsanawiyyah Negri 02",
+        "madrasa sanawiyah n 2",
     ],
 )
 def test_spellings_of_mtsn_2_normalize_to_the_same_words(written):
     assert normalize(written) == "mtsn 2"
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("Madrasah Aliyah Negeri 1", "man 1"),
+        ("Madrasah Aliya N I", "man 1"),
+        ("Madrasah Ibtidaiyah Negeri 7", "min 7"),
+        ("Madrasah Ibtida'iyah Negeri 07", "min 7"),
+        ("Madrasah Ibtidaiyyah N VII", "min 7"),
+    ],
+)
+def test_spelled_out_madrasah_aliyah_and_ibtidaiyah_negeri_normalize_like_man_and_min(
+    written, expected
+):
+    assert normalize(written) == expected
+
+
+def test_a_misspelt_madrasah_type_is_corrected_only_after_madrasah():
+    assert normalize("ibu aliyah guru kelas 3") == "ibu aliyah guru kelas 3"
 
 
 def test_roman_numerals_after_a_madrasah_type_become_arabic():
