@@ -14,11 +14,13 @@ from datetime import UTC, datetime
 
 from amqp.exceptions import MessageNacked
 from kombu import Connection, Exchange, Producer
-from sqlalchemy import Engine, Table, func, select, update
+from sqlalchemy import Engine, Table, func, select, text, update
 
 from shared import metrics
 
 log = logging.getLogger(__name__)
+
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 
 
 class OutboxRelay:
@@ -97,6 +99,11 @@ class OutboxRelay:
                 rows = conn.execute(query.with_for_update(skip_locked=True)).all()
                 if rows:
                     self._publish(rows)
+                    # Marking rows published need not wait for the WAL flush: if a crash loses
+                    # this commit, the rows are published again, which consumers absorb (they
+                    # are idempotent). Saves one disk flush per batch, the scarcest resource
+                    # of the flow (every service's commits share the server's WAL).
+                    conn.execute(_ASYNC_COMMIT)
                     conn.execute(
                         update(t).where(t.c.id.in_([r.id for r in rows])).values(
                             published_at=datetime.now(UTC)

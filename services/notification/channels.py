@@ -14,6 +14,7 @@ import logging
 import re
 import smtplib
 import ssl
+import time
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -230,6 +231,7 @@ class SmtpProvider(Provider):
         sender_name: str = "Dumas Kemenag Kepahiang",
         username: str = "", password: str = "", security: str = "none",
         timeout: float = DEFAULT_TIMEOUT, message_id_domain: str | None = None,
+        max_idle: int = 10, idle_seconds: float = 30.0,
     ):
         if security not in ("none", "starttls", "ssl"):
             raise ValueError(f"SMTP security must be none, starttls or ssl, not {security!r}")
@@ -239,6 +241,12 @@ class SmtpProvider(Provider):
         self.security = security
         self.timeout = timeout
         self.domain = message_id_domain or sender.rpartition("@")[2] or "dumas.local"
+        # Connections kept open between sends (connect, EHLO, STARTTLS and AUTH once, not per
+        # message): at most `max_idle`, each dropped after `idle_seconds` unused (servers
+        # usually close idle sessions after a minute or more).
+        self.max_idle = max_idle
+        self.idle_seconds = idle_seconds
+        self._idle: list[tuple[smtplib.SMTP, float]] = []
 
     def build(self, delivery_id: str, address: str, message: RenderedMessage,
               now: datetime | None = None) -> EmailMessage:
@@ -273,17 +281,73 @@ class SmtpProvider(Provider):
         return ProviderResult(provider_message_id=mail["Message-ID"])
 
     def _deliver(self, mail: EmailMessage, address: str) -> None:
+        """Send on an idle connection kept from an earlier send, or on a new one.
+
+        A kept connection the server has closed meanwhile fails at its first command (RSET),
+        before anything of this message was sent: it is dropped and the message goes on a new
+        connection. Connections come back to the idle list only after a clean send.
+        """
+        client = self._take_idle()
+        if client is not None:
+            try:
+                client.rset()  # a fresh transaction, and a liveness check
+            except (smtplib.SMTPException, OSError):
+                client.close()
+                client = None
+        if client is None:
+            client = self._connect()
+        try:
+            client.send_message(mail, from_addr=self.sender, to_addrs=[address])
+        except smtplib.SMTPRecipientsRefused:
+            self._give_back(client)  # the session is fine; only that recipient was refused
+            raise
+        except BaseException:
+            client.close()  # state unknown (timeout, refusal mid-way): never reuse it
+            raise
+        self._give_back(client)
+
+    def _connect(self) -> smtplib.SMTP:
         if self.security == "ssl":
             client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
                                       context=ssl.create_default_context())
         else:
             client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-        with client:
+        try:
             if self.security == "starttls":
                 client.starttls(context=ssl.create_default_context())
             if self.username:
                 client.login(self.username, self.password)
-            client.send_message(mail, from_addr=self.sender, to_addrs=[address])
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def _take_idle(self) -> smtplib.SMTP | None:
+        now = time.monotonic()
+        while self._idle:
+            client, since = self._idle.pop()
+            if now - since < self.idle_seconds:
+                return client
+            client.close()  # idle too long: the server has probably dropped it
+        return None
+
+    def _give_back(self, client: smtplib.SMTP) -> None:
+        if len(self._idle) < self.max_idle:
+            self._idle.append((client, time.monotonic()))
+        else:
+            _quietly_close(client)  # a clean session: say goodbye
+
+    def close(self) -> None:
+        """QUIT every idle connection (the service calls it when it stops)."""
+        while self._idle:
+            _quietly_close(self._idle.pop()[0])
+
+
+def _quietly_close(client: smtplib.SMTP) -> None:
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        client.close()
 
 
 def _smtp_error(code: int, what: str) -> Exception:

@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from services.notification.db import complaint_views, deliveries
 from services.notification.domain.lifecycle import ComplaintView, Plan, plan_event
@@ -56,8 +57,48 @@ class Outcome:
 # -- planning -------------------------------------------------------------------------------
 
 
-def plan(uow_factory, event: Event, settings: Settings) -> list[str]:
-    """Record the deliveries an event causes (idempotent) and return those still pending.
+@dataclass(frozen=True)
+class Planned:
+    """What planning one event left to send.
+
+    ``leased``: rows already leased to this process in the planning transaction (as many as the
+    caller had send slots for): send them at once, no lease round trip needed. ``pending``: ids
+    of the others, left for whoever leases them (a free send slot, or the sweep).
+    """
+
+    leased: list[dict]
+    pending: list[str]
+
+
+_INSERT_DELIVERY: dict[str, object] = {}
+
+
+def _insert_delivery_statement(s):
+    """INSERT ... ON CONFLICT DO NOTHING into deliveries, built once per dialect."""
+    name = s.bind.dialect.name
+    stmt = _INSERT_DELIVERY.get(name)
+    if stmt is None:
+        stmt = _INSERT_DELIVERY[name] = dialect_insert(s, deliveries).on_conflict_do_nothing()
+    return stmt
+
+
+class SendSlots(Protocol):
+    def reserve(self, wanted: int) -> int:
+        """Take up to `wanted` send slots without waiting (never yields); how many were taken."""
+
+    def release(self, count: int) -> None: ...
+
+
+def plan(uow_factory, event: Event, settings: Settings, *,
+         slots: SendSlots | None = None) -> Planned:
+    """Record the deliveries an event causes (idempotent) and say what is left to send.
+
+    As many deliveries as ``slots`` grants (reserved once the plan is known, so a worker never
+    holds slots it does not use) are inserted already leased to the caller (attempt 1, lease
+    until now + lease), in the same transaction as the plan: one commit instead of a plan commit
+    plus a lease commit per delivery. If the caller dies before sending them, the lease expires
+    and the sweep sends them, exactly as with a lease taken separately. The caller owns the
+    slots of ``Planned.leased``; slots of anything not leased are given back here.
 
     Raises lifecycle.NotYetRouted when the complaint_routed it follows has not been handled yet
     (the consumer retries it later through its retry queues).
@@ -65,44 +106,84 @@ def plan(uow_factory, event: Event, settings: Settings) -> list[str]:
     data = event.data
     complaint_id = str(data["complaint_id"])
     now = utcnow()
+    leased: list[dict] = []
+    pending: list[str] = []
     with uow_factory() as uow:
         s = uow.session
         if not uow.claim(CONSUMER, event.event_id):
             uow.commit()
-            return []
+            return Planned([], [])
         view = _load_view(s, complaint_id)
         result: Plan = plan_event(event.event_type, data, event.event_id, view, settings.policy)
         if result.view is not None:
             _save_view(s, result.view, exists=view is not None, now=now)
-        for p in result.deliveries:
-            s.execute(
-                dialect_insert(s, deliveries)
-                .values(
-                    id=p.delivery_id,
-                    cause_event_id=str(event.event_id),
-                    complaint_id=complaint_id,
-                    audience=p.audience,
-                    recipient=p.recipient,
-                    channel=p.channel,
-                    template=p.template_event,
-                    context=p.context,
-                    status="pending",
-                    attempts=0,
-                    created_at=now,
-                    next_attempt_at=now,
-                    reply_window_until=result.reply_windows.get(p.delivery_id),
-                )
-                .on_conflict_do_nothing()
-            )
-        uow.commit()
-    return [p.delivery_id for p in result.deliveries]
+        insert = _insert_delivery_statement(s)
+        granted = slots.reserve(len(result.deliveries)) if slots and result.deliveries else 0
+        try:
+            _insert_deliveries(s, insert, event, complaint_id, result, granted, now, settings,
+                               leased, pending)
+            uow.commit()
+        except BaseException:
+            if granted:
+                slots.release(granted)
+            raise
+        if granted > len(leased):
+            slots.release(granted - len(leased))
+    return Planned(leased, pending)
+
+
+def _insert_deliveries(s, insert, event, complaint_id, result, granted, now, settings, leased,
+                       pending) -> None:
+    """Insert the planned deliveries; the first `granted` ones leased to this worker."""
+    for p in result.deliveries:
+        lease_now = len(leased) < granted
+        row = {
+            "id": p.delivery_id,
+            "cause_event_id": str(event.event_id),
+            "complaint_id": complaint_id,
+            "audience": p.audience,
+            "recipient": p.recipient,
+            "channel": p.channel,
+            "template": p.template_event,
+            "context": p.context,
+            "status": "pending",
+            "attempts": 1 if lease_now else 0,
+            "created_at": now,
+            "next_attempt_at": now,
+            "lease_until": now + settings.lease if lease_now else None,
+            "reply_window_until": result.reply_windows.get(p.delivery_id),
+        }
+        inserted = s.execute(insert, row).rowcount
+        if lease_now and inserted:
+            leased.append(row)
+        else:
+            # Not leased here (no slot), or it existed already (then whoever holds it sends
+            # it): an id to try to lease later.
+            pending.append(p.delivery_id)
+
+
+# Statements of the plan, built once with bind parameters (no per-event construction).
+_VIEW_SELECT = select(complaint_views).where(complaint_views.c.complaint_id == bindparam("b_id"))
+# Lifecycle events of one complaint update its view in turn (row lock; PostgreSQL only).
+_VIEW_SELECT_LOCKED = _VIEW_SELECT.with_for_update()
+_VIEW_INSERT = complaint_views.insert()
+_VIEW_UPDATES: dict[tuple[str, ...], object] = {}
+
+
+def _view_update(names: tuple[str, ...]):
+    stmt = _VIEW_UPDATES.get(names)
+    if stmt is None:
+        stmt = _VIEW_UPDATES[names] = (
+            update(complaint_views)
+            .where(complaint_views.c.complaint_id == bindparam("b_id"))
+            .values({name: bindparam(f"b_{name}") for name in names})
+        )
+    return stmt
 
 
 def _load_view(s, complaint_id: str) -> ComplaintView | None:
-    query = select(complaint_views).where(complaint_views.c.complaint_id == complaint_id)
-    if s.bind.dialect.name == "postgresql":
-        query = query.with_for_update()  # lifecycle events of one complaint update it in turn
-    row = s.execute(query).one_or_none()
+    query = _VIEW_SELECT_LOCKED if s.bind.dialect.name == "postgresql" else _VIEW_SELECT
+    row = s.execute(query, {"b_id": complaint_id}).one_or_none()
     if row is None:
         return None
     m = row._mapping
@@ -142,13 +223,10 @@ def _save_view(s, view: ComplaintView, *, exists: bool, now) -> None:
         "updated_at": now,
     }
     if exists:
-        s.execute(
-            update(complaint_views)
-            .where(complaint_views.c.complaint_id == view.complaint_id)
-            .values(**values)
-        )
+        s.execute(_view_update(tuple(values)),
+                  {"b_id": view.complaint_id, **{f"b_{k}": v for k, v in values.items()}})
     else:
-        s.execute(complaint_views.insert().values(complaint_id=view.complaint_id, **values))
+        s.execute(_VIEW_INSERT, {"complaint_id": view.complaint_id, **values})
 
 
 # -- what is due ----------------------------------------------------------------------------
@@ -213,25 +291,37 @@ def send(
     ]
 
 
+# Lease a due delivery and read it back in one statement (UPDATE ... RETURNING: PostgreSQL, and
+# SQLite >= 3.35), built once with bind parameters.
+_LEASE = (
+    update(deliveries)
+    .where(
+        deliveries.c.id == bindparam("b_id"),
+        deliveries.c.status == "pending",
+        deliveries.c.next_attempt_at <= bindparam("b_now"),
+        or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < bindparam("b_now")),
+    )
+    .values(lease_until=bindparam("b_until"), attempts=deliveries.c.attempts + 1)
+    .returning(*deliveries.c)
+)
+
+
+_MARK_SENT = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"), deliveries.c.status == "pending")
+    .values(status="sent", sent_at=bindparam("b_now"), lease_until=None,
+            provider=bindparam("b_provider"), provider_message_id=bindparam("b_message_id"),
+            last_error=None)
+)
+
+
 def _lease(uow_factory, delivery_id: str, lease: timedelta) -> dict | None:
     now = utcnow()
     with uow_factory() as uow:
-        s = uow.session
-        claimed = s.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.id == delivery_id,
-                deliveries.c.status == "pending",
-                deliveries.c.next_attempt_at <= now,
-                or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
-            )
-            .values(lease_until=now + lease, attempts=deliveries.c.attempts + 1)
-        ).rowcount
-        row = None
-        if claimed:
-            row = dict(
-                s.execute(select(deliveries).where(deliveries.c.id == delivery_id)).one()._mapping
-            )
+        found = uow.session.execute(
+            _LEASE, {"b_id": delivery_id, "b_now": now, "b_until": now + lease}
+        ).one_or_none()
+        row = dict(found._mapping) if found is not None else None
         uow.commit()
     return row
 
@@ -239,9 +329,18 @@ def _lease(uow_factory, delivery_id: str, lease: timedelta) -> dict | None:
 def send_one(
     uow_factory, delivery_id: str, *, resolve_address, catalogue, provider_for, settings
 ) -> Outcome:
+    """Lease one delivery and send it (skipped when someone else holds it or it is done)."""
     row = _lease(uow_factory, delivery_id, settings.lease)
     if row is None:
         return Outcome(delivery_id, "skipped")
+    return send_leased(uow_factory, row, resolve_address=resolve_address, catalogue=catalogue,
+                       provider_for=provider_for, settings=settings)
+
+
+def send_leased(
+    uow_factory, row: dict, *, resolve_address, catalogue, provider_for, settings
+) -> Outcome:
+    """Send a delivery this process holds the lease of (``row``: its columns, attempts counted)."""
     provider = provider_for(row["audience"], row["channel"])
     started = None
     try:
@@ -290,18 +389,10 @@ def send_one(
     seconds = _since(started)
     now = utcnow()
     with uow_factory() as uow:
-        uow.session.execute(
-            update(deliveries)
-            .where(deliveries.c.id == row["id"], deliveries.c.status == "pending")
-            .values(
-                status="sent",
-                sent_at=now,
-                lease_until=None,
-                provider=provider.name,
-                provider_message_id=result.provider_message_id[:200],
-                last_error=None,
-            )
-        )
+        uow.session.execute(_MARK_SENT, {
+            "b_id": row["id"], "b_now": now, "b_provider": provider.name,
+            "b_message_id": result.provider_message_id[:200],
+        })
         uow.publish(
             build_event(
                 "notification_sent",

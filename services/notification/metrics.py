@@ -34,3 +34,8 @@ OLDEST_PENDING = Gauge(
     "dumas_notification_oldest_pending_seconds",
     "Age of the oldest pending delivery (0 when none).",
 )
+SEND_SLOTS_IN_USE = Gauge(
+    "dumas_notification_send_slots_in_use",
+    "Sends in flight out of NOTIFICATION_SEND_CONCURRENCY (always at the limit: deliveries wait "
+    "for the sweep; raise the concurrency or add replicas).",
+)

@@ -1,9 +1,9 @@
 """notification: the nameko adapter. Plan deliveries for each lifecycle event, send them with the
 configured providers, and sweep for deliveries that are due again.
 
-A consumer only plans (one short transaction) and hands the sends to a bounded pool of
-greenthreads, so a slow or hanging provider never holds the event consumers: what the pool
-cannot take now, the sweep sends later.
+A consumer only plans (one short transaction, which also leases the deliveries it will send) and
+hands the sends to greenthreads on a bounded number of send slots, so a slow or hanging provider
+never holds the event consumers: what finds no free slot now, the sweep sends later.
 """
 
 import logging
@@ -11,10 +11,10 @@ import time
 
 import eventlet
 from eventlet.greenpool import GreenPool
+from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
-from nameko.web.handlers import http
 
 from services.notification import handlers
 from services.notification.db import metadata
@@ -28,9 +28,10 @@ from services.notification.metrics import (
     PENDING,
     PROVIDER_SECONDS,
     RETRIES,
+    SEND_SLOTS_IN_USE,
 )
 from services.notification.settings import Settings
-from shared.nameko_ext import Database, Health, event_consumer
+from shared.nameko_ext import Database, Health, event_consumer, http
 from shared.web import health_response, metrics_response
 
 log = logging.getLogger(__name__)
@@ -44,15 +45,27 @@ CATALOGUE = TemplateCatalogue()
 # The sweep sends due deliveries in batches of this size, for at most this many seconds a tick.
 SWEEP_BATCH = 100
 SWEEP_BUDGET = 30.0
+# Seconds a unit's official contacts fetched from routing are reused.
+UNIT_CONTACTS_TTL = 60.0
 
 
 class Sender(DependencyProvider):
-    """Settings, one instance of each provider, and the pool that sends in the background."""
+    """Settings, one instance of each provider, the send slots, and the unit contacts cache.
+
+    At most ``send_concurrency`` sends run at once (a semaphore of send slots). A consumer that
+    plans deliveries reserves free slots once its plan is known, and the deliveries it will send
+    itself are leased in the planning transaction (see handlers.plan); what finds no free slot
+    waits for the sweep.
+    """
 
     def setup(self):
         self.settings = Settings.from_config(self.container.config)
         self.providers = self.settings.build_providers()
-        self.pool = GreenPool(self.settings.send_concurrency)
+        self.slots = Semaphore(self.settings.send_concurrency)
+        # Tracks the sends in flight (for stop/kill); the semaphore bounds them.
+        self.pool = GreenPool(max(1000, self.settings.send_concurrency))
+        self.unit_contacts = TtlCache(float(
+            self.container.config.get("NOTIFICATION_UNIT_CONTACTS_TTL", UNIT_CONTACTS_TTL)))
 
     def stop(self):
         # Let sends in flight finish (their lease would otherwise delay them by a minute).
@@ -62,6 +75,13 @@ class Sender(DependencyProvider):
         except eventlet.Timeout:
             for gt in list(self.pool.coroutines_running):
                 gt.kill()
+        for provider in self.providers.values():
+            close = getattr(provider, "close", None)
+            if close is not None:
+                try:
+                    close()  # kept SMTP connections
+                except Exception as exc:
+                    log.warning("closing provider %s: %s", provider.name, exc)
 
     def kill(self):
         for gt in list(self.pool.coroutines_running):
@@ -73,20 +93,39 @@ class Sender(DependencyProvider):
     def provider_for(self, audience: str, channel: str):
         return self.providers[self.settings.routes[(audience, channel)]]
 
+    def reserve(self, wanted: int) -> int:
+        """Take up to `wanted` free send slots without waiting; how many were taken."""
+        taken = 0
+        while taken < wanted and self.slots.acquire(blocking=False):
+            taken += 1
+        return taken
+
+    def release(self, count: int) -> None:
+        for _ in range(count):
+            self.slots.release()
+
+    def in_use(self) -> int:
+        return self.settings.send_concurrency - self.slots.counter
+
+    def send_leased(self, db, rows, resolve_address) -> None:
+        """Send deliveries leased while planning, each on a slot reserved for it."""
+        for row in rows:
+            self.pool.spawn_n(self._run, handlers.send_leased, db, row, resolve_address)
+
     def dispatch(self, db, delivery_ids, resolve_address) -> int:
-        """Send in the background as far as the pool has room; the sweep sends the rest."""
+        """Send in the background as far as there are free slots; the sweep sends the rest."""
         spawned = 0
         for delivery_id in delivery_ids:
-            if self.pool.free() == 0:
+            if not self.slots.acquire(blocking=False):
                 break
-            self.pool.spawn_n(self._send, db, delivery_id, resolve_address)
+            self.pool.spawn_n(self._run, handlers.send_one, db, delivery_id, resolve_address)
             spawned += 1
         return spawned
 
     def drain(self, db, fetch_due, resolve_address, budget: float) -> int:
         """Send due deliveries until none is left or `budget` seconds pass.
 
-        `pool.spawn` waits for a free slot, so a backlog drains as fast as the providers
+        Waits for a free slot before each send, so a backlog drains as fast as the providers
         answer, never faster than `send_concurrency` at once.
         """
         deadline = time.monotonic() + budget
@@ -94,24 +133,52 @@ class Sender(DependencyProvider):
         while time.monotonic() < deadline:
             due = fetch_due(SWEEP_BATCH)
             for delivery_id in due:
-                self.pool.spawn(self._send, db, delivery_id, resolve_address)
+                self.slots.acquire()
+                self.pool.spawn_n(self._run, handlers.send_one, db, delivery_id,
+                                  resolve_address)
             sent += len(due)
             if len(due) < SWEEP_BATCH:
                 break
         return sent
 
-    def _send(self, db, delivery_id, resolve_address):
+    def _run(self, send, db, delivery, resolve_address):
+        """One send on a slot already taken; the slot is given back whatever happens."""
         try:
-            outcome = handlers.send_one(
-                db.unit_of_work, delivery_id, resolve_address=resolve_address,
+            outcome = send(
+                db.unit_of_work, delivery, resolve_address=resolve_address,
                 catalogue=CATALOGUE, provider_for=self.provider_for, settings=self.settings,
             )
         except Exception:
             # The database is unreachable, say: the delivery stays pending and its lease
             # expires, so the sweep tries again.
+            delivery_id = delivery["id"] if isinstance(delivery, dict) else delivery
             log.exception("delivery %s: could not be sent now", delivery_id)
             return
+        finally:
+            self.slots.release()
         observe(outcome)
+
+
+class TtlCache:
+    """A small in-process cache with a time to live, for public data fetched over RPC."""
+
+    def __init__(self, ttl: float, clock=time.monotonic):
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: dict = {}
+
+    def get(self, key, fetch):
+        """The cached value of `key`, or `fetch()` (cached for `ttl` seconds; not on error)."""
+        now = self._clock()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        value = fetch()
+        if self.ttl > 0:
+            if len(self._entries) > 10_000:  # a bound, in case of very many units
+                self._entries.clear()
+            self._entries[key] = (now + self.ttl, value)
+        return value
 
 
 def observe(o: handlers.Outcome) -> None:
@@ -178,12 +245,16 @@ class NotificationService:
         self._plan_and_send(event)
 
     def _plan_and_send(self, event):
+        sender = self.sender
         try:
-            pending = handlers.plan(self.db.unit_of_work, event, self.sender.settings)
+            # Deliveries for which a send slot is free are leased in the plan's transaction
+            # and sent by this process at once, each on its slot.
+            planned = handlers.plan(self.db.unit_of_work, event, sender.settings, slots=sender)
         except NotYetRouted as exc:
             # Retried through the consumer's retry queues; routed normally arrives within ms.
             raise RuntimeError(f"waiting for complaint_routed: {exc}") from exc
-        self.sender.dispatch(self.db, pending, self._address)
+        sender.send_leased(self.db, planned.leased, self._address)
+        sender.dispatch(self.db, planned.pending, self._address)
 
     @timer(interval=2)
     def sweep(self):
@@ -192,6 +263,7 @@ class NotificationService:
             pending, oldest = handlers.pending_stats(session)
         PENDING.set(pending)
         OLDEST_PENDING.set(oldest)
+        SEND_SLOTS_IN_USE.set(self.sender.in_use())
 
         def fetch_due(limit):
             with self.db.session() as session:
@@ -205,7 +277,11 @@ class NotificationService:
         kind, _, unit_code = delivery["recipient"].partition(":")
         with eventlet.Timeout(RPC_TIMEOUT, TimeoutError):
             if delivery["audience"] == "unit":
-                unit = self.routing.get_unit_contacts(unit_code)
+                # Public office data: cached briefly (NOTIFICATION_UNIT_CONTACTS_TTL), so a
+                # unit's messages cost no RPC each. The complainant's contact is personal data:
+                # fetched at every send, never kept.
+                unit = self.sender.unit_contacts.get(
+                    unit_code, lambda: self.routing.get_unit_contacts(unit_code))
                 if unit is None:
                     return None
                 if kind == "head":

@@ -86,8 +86,8 @@ class Settings:
             policy=Policy(
                 public_base_url=str(get("PUBLIC_BASE_URL", "http://localhost:8001")),
                 unit_channel=str(get("NOTIFICATION_UNIT_CHANNEL", "email")),
-                answer_within=timedelta(days=float(get("NOTIFICATION_ANSWER_DAYS", 7))),
-                feedback_within=timedelta(days=float(get("NOTIFICATION_FEEDBACK_DAYS", 14))),
+                answer_within_working_days=int(get("NOTIFICATION_ANSWER_WORKING_DAYS", 5)),
+                feedback_within_working_days=int(get("NOTIFICATION_FEEDBACK_WORKING_DAYS", 10)),
             ),
             routes=parse_routes(get("NOTIFICATION_PROVIDERS", "file")),
             fallback=parse_fallback(get("NOTIFICATION_FALLBACK", DEFAULT_FALLBACK)),
@@ -124,6 +124,7 @@ class Settings:
                     password=str(get("SMTP_PASSWORD", "") or ""),
                     security=str(get("SMTP_SECURITY", "none")),
                     timeout=self.provider_timeout,
+                    max_idle=self.send_concurrency,
                 )
             elif name == "whatsapp_cloud":
                 built[name] = channels.WhatsAppCloudProvider(

@@ -174,6 +174,7 @@ def run_smtp(port: int, record: Path, reject: str) -> None:
             entry = {
                 "at": time.time(),
                 "mail_from": envelope.mail_from,
+                "peer": list(session.peer)[:2],  # the client's (address, port): its connection
                 "rcpt_tos": envelope.rcpt_tos,
                 "data": base64.b64encode(envelope.original_content or envelope.content).decode(),
             }

@@ -1,0 +1,136 @@
+"""Planning leases the deliveries the worker has send slots for, in the plan's own transaction,
+on PostgreSQL: no second transaction per delivery, slots never leak, and a worker that dies
+before sending leaves deliveries the sweep sends once their lease expires."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import sessionmaker
+from support.notification_world import new_complaint, routed
+
+from services.notification import handlers
+from services.notification.db import deliveries, outbox, processed_events
+from services.notification.settings import Settings
+from shared.contracts import load_event
+from shared.db import UnitOfWork, make_engine, utcnow
+
+
+class Slots:
+    """Send slots as the Sender hands them out, counted."""
+
+    def __init__(self, free: int):
+        self.free = free
+
+    def reserve(self, wanted: int) -> int:
+        taken = min(wanted, self.free)
+        self.free -= taken
+        return taken
+
+    def release(self, count: int) -> None:
+        self.free += count
+
+
+@pytest.fixture
+def db(pg_urls):
+    engine = make_engine(pg_urls["notification"])
+    factory = sessionmaker(engine, expire_on_commit=False)
+    yield engine, lambda: UnitOfWork(factory, outbox, processed_events)
+    engine.dispose()
+
+
+@pytest.fixture
+def settings():
+    return Settings.from_config({})
+
+
+def routed_event(contact=None):
+    complaint = new_complaint(contact or {"email": "siti.aminah@contoh.id"})
+    return load_event(routed(complaint))
+
+
+def rows(engine, complaint_id):
+    with engine.connect() as conn:
+        return {r.audience: r for r in conn.execute(
+            select(deliveries).where(deliveries.c.complaint_id == complaint_id))}
+
+
+def test_deliveries_with_a_free_slot_are_planned_already_leased(db, settings):
+    engine, uow = db
+    event = routed_event()
+    slots = Slots(free=10)
+
+    planned = handlers.plan(uow, event, settings, slots=slots)
+
+    stored = rows(engine, event.data["complaint_id"])
+    assert {r["audience"] for r in planned.leased} == {"unit", "complainant"}
+    assert planned.pending == []
+    assert slots.free == 8  # held by the two sends the worker now owns
+    for row in stored.values():
+        assert row.status == "pending"
+        assert row.attempts == 1
+        assert row.lease_until > utcnow() + settings.lease - timedelta(seconds=5)
+    # Leased: nobody else may take them, neither another replica nor the sweep.
+    with sessionmaker(engine)() as session:
+        assert handlers.due_deliveries(session) == []
+    assert handlers._lease(uow, planned.leased[0]["id"], settings.lease) is None
+
+
+def test_without_free_slots_deliveries_stay_unleased_for_the_sweep(db, settings):
+    engine, uow = db
+    event = routed_event()
+    slots = Slots(free=1)
+
+    planned = handlers.plan(uow, event, settings, slots=slots)
+
+    assert len(planned.leased) == 1 and len(planned.pending) == 1
+    assert slots.free == 0
+    row = rows(engine, event.data["complaint_id"])[planned.leased[0]["audience"]]
+    other = [r for r in rows(engine, event.data["complaint_id"]).values() if r.id != row.id][0]
+    assert other.attempts == 0 and other.lease_until is None
+    with sessionmaker(engine)() as session:
+        assert handlers.due_deliveries(session) == [other.id]
+
+
+def test_a_redelivered_event_reserves_no_slot_and_plans_nothing(db, settings):
+    _, uow = db
+    event = routed_event()
+    handlers.plan(uow, event, settings, slots=Slots(free=10))
+    slots = Slots(free=10)
+
+    again = handlers.plan(uow, event, settings, slots=slots)
+
+    assert again.leased == [] and again.pending == []
+    assert slots.free == 10
+
+
+def test_slots_are_given_back_when_the_plan_cannot_commit(db, settings, monkeypatch):
+    engine, uow = db
+    event = routed_event()
+    slots = Slots(free=10)
+
+    def broken_commit(self):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(UnitOfWork, "commit", broken_commit)
+    with pytest.raises(RuntimeError):
+        handlers.plan(uow, event, settings, slots=slots)
+
+    assert slots.free == 10
+    assert rows(engine, event.data["complaint_id"]) == {}
+
+
+def test_a_lease_taken_at_planning_by_a_worker_that_died_expires_and_the_sweep_sends_it(
+        db, settings):
+    engine, uow = db
+    event = routed_event()
+    planned = handlers.plan(uow, event, settings, slots=Slots(free=10))
+    # The worker died before sending: time passes beyond the lease.
+    with engine.begin() as conn:
+        conn.execute(update(deliveries).values(lease_until=utcnow() - timedelta(seconds=1)))
+
+    with sessionmaker(engine)() as session:
+        due = handlers.due_deliveries(session)
+    assert sorted(due) == sorted(r["id"] for r in planned.leased)
+    again = handlers._lease(uow, due[0], settings.lease)
+    assert again is not None and again["attempts"] == 2
