@@ -150,7 +150,9 @@ def csrf_token(session: Session, *, secret: bytes | None = None) -> str:
 
 
 def check_csrf(session: Session, token: str | None, *, secret: bytes | None = None) -> bool:
-    return bool(token) and hmac.compare_digest(token, csrf_token(session, secret=secret))
+    # bytes: compare_digest refuses non-ASCII str (a hostile token must be refused, not raise)
+    return bool(token) and hmac.compare_digest(
+        token.encode(), csrf_token(session, secret=secret).encode())
 
 
 def _sign(payload: str, secret: bytes) -> str:

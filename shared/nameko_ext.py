@@ -9,14 +9,21 @@ import time
 from datetime import UTC, datetime
 from functools import partial
 
+from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu import Connection
+from kombu.exceptions import OperationalError as KombuOperationalError
 from kombu.pools import producers
 from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer, QueueConsumer
+from nameko.rpc import Rpc, RpcConsumer
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
 from sqlalchemy import MetaData, text
 from sqlalchemy.orm import sessionmaker
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request
 
-from shared import messaging, metrics
+from shared import messaging, metrics, throttle, web
 from shared.contracts import Event, MalformedEvent, load_event
 from shared.db import UnitOfWork, make_engine
 from shared.outbox import OutboxRelay
@@ -28,6 +35,36 @@ class PermanentError(Exception):
     """Raised by a handler when retrying cannot help: the message is parked at once."""
 
     reason = "permanent_error"
+
+
+# -- HTTP -------------------------------------------------------------------------------------
+
+
+class _EdgeWsgiApp(WsgiApp):
+    """nameko's WSGI app, except for requests no route matches: Dumas's own 404/405 (Indonesian,
+    with the security headers) instead of werkzeug's bare English page."""
+
+    def __call__(self, environ, start_response):
+        try:
+            self.url_map.bind_to_environ(environ).match()
+        except HTTPException as exc:
+            if exc.code is not None and exc.code >= 400:
+                response = web.unmatched_response(Request(environ, shallow=True), exc)
+                return response(environ, start_response)
+        return super().__call__(environ, start_response)
+
+
+class _EdgeWebServer(WebServer):
+    def get_wsgi_app(self):
+        return _EdgeWsgiApp(self)
+
+
+class _EdgeHttpHandler(HttpRequestHandler):
+    server = _EdgeWebServer()
+
+
+# Use this `http` (not nameko.web.handlers') in every service: one web server per container.
+http = _EdgeHttpHandler.decorator
 
 
 # -- database ---------------------------------------------------------------------------------
@@ -151,18 +188,49 @@ class Health(DependencyProvider):
         return self.probe
 
 
+class LoginGuard(DependencyProvider):
+    """The service's sign-in throttle (shared.throttle), one per container."""
+
+    def __init__(self, service: str):
+        self.service = service
+
+    def setup(self):
+        self.throttle = throttle.login_throttle(self.service, dict(self.container.config))
+
+    def get_dependency(self, worker_ctx):
+        return self.throttle
+
+
 # -- reliable event consumer ------------------------------------------------------------------
 
 
 class ReliableQueueConsumer(QueueConsumer):
     """nameko's queue consumer, plus: messages that cannot even be decoded are parked instead of
-    crashing the consumer."""
+    crashing the consumer, and an ack or requeue that meets a dropped connection does not kill
+    the container."""
 
     def get_consumers(self, consumer_cls, channel):
         consumers = super().get_consumers(consumer_cls, channel)
         for provider, consumer in self._consumers.items():
             consumer.on_decode_error = partial(provider.handle_undecodable)
         return consumers
+
+    # nameko ignores amqp's ConnectionError here but not a socket error from the write itself
+    # (ConnectionResetError when the broker goes away mid-ack), which escaped into the worker's
+    # result handling and killed the container (found by `make chaos`). The broker hands the
+    # unacknowledged message out again after the reconnect; consumers are idempotent.
+    def ack_message(self, message):
+        try:
+            super().ack_message(message)
+        except OSError as exc:
+            log.warning("ack lost with the broker connection (%s); it will be redelivered", exc)
+
+    def requeue_message(self, message):
+        try:
+            super().requeue_message(message)
+        except OSError as exc:
+            log.warning("requeue lost with the broker connection (%s); the broker requeues "
+                        "it", exc)
 
 
 class EventConsumer(Consumer):
@@ -305,6 +373,36 @@ class EventConsumer(Consumer):
 event_consumer = EventConsumer.decorator
 
 
+# -- RPC --------------------------------------------------------------------------------------
+
+
+class ResilientRpcConsumer(RpcConsumer):
+    """nameko's RPC consumer, except that a reply which cannot be published because the broker
+    went away while the call was being handled no longer kills the whole container.
+
+    nameko publishes the reply with 3 retries (about 12 s) and lets the error escape into the
+    worker's result handling, which is fatal to the container: one call in flight during a
+    broker outage took intake down for good (found by `make chaos`, docs/reliability.md). Here
+    the reply is dropped and the request stays unacknowledged, so the broker hands it out again
+    once the service has reconnected; the caller times out and retries as for any lost reply.
+    """
+
+    def handle_result(self, message, result, exc_info):
+        try:
+            return super().handle_result(message, result, exc_info)
+        except (KombuOperationalError, AmqpConnectionError, OSError) as exc:
+            log.warning("RPC reply not sent, the broker is unavailable (%s); the request will "
+                        "be delivered again", exc)
+            return result, exc_info
+
+
+class ResilientRpc(Rpc):
+    rpc_consumer = ResilientRpcConsumer()
+
+
+rpc = ResilientRpc.decorator
+
+
 __all__ = [
     "Database",
     "DatabaseAccess",
@@ -313,4 +411,5 @@ __all__ = [
     "Health",
     "PermanentError",
     "event_consumer",
+    "rpc",
 ]

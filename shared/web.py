@@ -52,12 +52,71 @@ def secure_cookies() -> bool:
     return os.environ.get("DUMAS_SECURE_COOKIES", "0") == "1"
 
 
+def behind_tls(request: Request) -> bool:
+    """The proxy says the browser spoke HTTPS (`X-Forwarded-Proto: https`, set by
+    deploy/proxy). Trusting a forged header is harmless: it can only add `Secure` to cookies."""
+    proto = request.headers.get("X-Forwarded-Proto", "")
+    return proto.split(",")[0].strip().lower() == "https"
+
+
+def client_address(request: Request, trust_proxy: bool) -> str:
+    """The client's address for rate limits and throttling.
+
+    Behind our proxy (TRUST_PROXY=1) the address is the LAST X-Forwarded-For entry: the one
+    nginx or the Ingress appended for the peer it saw. Earlier entries come from the client
+    and are forgeable, so using the first would let anyone dodge a per-address limit."""
+    if trust_proxy:
+        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
+        forwarded = [part for part in forwarded if part]
+        if forwarded:
+            return forwarded[-1]
+    return request.remote_addr or "unknown"
+
+
+def secure_cookies_behind_tls(request: Request, response: Response) -> Response:
+    """Add `Secure` to every cookie a response sets when the request came over HTTPS, so
+    cookies are never sent back over plain HTTP even without DUMAS_SECURE_COOKIES=1."""
+    if not behind_tls(request):
+        return response
+    cookies = response.headers.getlist("Set-Cookie")
+    if cookies:
+        del response.headers["Set-Cookie"]
+        for cookie in cookies:
+            attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
+            response.headers.add("Set-Cookie", cookie if "secure" in attributes
+                                 else cookie + "; Secure")
+    return response
+
+
 def set_session_cookie(response: Response, name: str, value: str, max_age: int) -> Response:
     response.set_cookie(
         name, value, max_age=max_age, httponly=True, samesite="Lax", secure=secure_cookies(),
         path="/",
     )
     return response
+
+
+_UNMATCHED = {
+    404: ("not_found", "Tidak ditemukan", "Halaman atau alamat ini tidak ada."),
+    405: ("method_not_allowed", "Metode tidak diizinkan",
+          "Alamat ini tidak menerima permintaan dengan metode tersebut."),
+}
+
+
+def unmatched_response(request: Request, exc) -> Response:
+    """The answer when no route matches: a page for browsers, JSON for everyone else."""
+    code, title, message = _UNMATCHED.get(
+        exc.code, ("bad_request", "Permintaan tidak valid", "Permintaan tidak dapat diproses."))
+    headers = {}
+    valid = getattr(exc, "valid_methods", None)
+    if valid:
+        headers["Allow"] = ", ".join(valid)
+    if request.accept_mimetypes.accept_html:
+        page = (f'<!doctype html><html lang="id"><head><meta charset="utf-8">'
+                f"<title>{title}</title></head><body><h1>{title}</h1><p>{message}</p>"
+                f'<p><a href="/">Kembali ke halaman utama</a></p></body></html>')
+        return html_response(page, exc.code, headers)
+    return error_response(exc.code, code, message, headers=headers)
 
 
 def json_response(data, status: int = 200, headers: dict | None = None) -> Response:
@@ -134,6 +193,7 @@ def endpoint(service: str, route: str):
                     500, "internal_error",
                     "Terjadi kesalahan pada sistem. Silakan coba lagi beberapa saat lagi.",
                 )
+            secure_cookies_behind_tls(request, response)
             metrics.HTTP_REQUESTS.labels(service, route, str(response.status_code)).inc()
             metrics.HTTP_DURATION.labels(service, route).observe(time.perf_counter() - started)
             return response

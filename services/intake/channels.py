@@ -7,6 +7,8 @@ Secrets come from the service config / environment:
   development key is created once in ``<DUMAS_VAR_DIR>/intake-data-key`` (mode 0600).
 - ``INTAKE_QR_SECRET``: signs poster tokens; default derived from the session secret.
 - ``WHATSAPP_APP_SECRET`` / ``WHATSAPP_VERIFY_TOKEN``: Meta webhook secrets.
+- ``WHATSAPP_TOKEN`` (+ ``WHATSAPP_BASE_URL``, ``WHATSAPP_API_VERSION``): Cloud API media
+  downloads; ``DUMAS_STORAGE_BACKEND`` and ``DUMAS_S3_*``: where attachments are stored.
 """
 
 import hashlib
@@ -18,16 +20,22 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from nameko.extensions import DependencyProvider
 
+from services.intake.attachments import CloudApi
 from services.intake.domain.apikeys import ApiKeys
 from services.intake.domain.ratelimit import Limit, RateLimiter
 from services.intake.domain.sealing import PersonalDataBox, new_key
 from shared.auth import session_secret
+from shared.storage import blob_store_from_config, link_secret
+from shared.throttle import FailureBuckets
+from shared.web import client_address
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 DEFAULTS = {
     "RATE_LIMIT_IP": "20/20",  # per IP: 20 at once, 20 a minute
     "RATE_LIMIT_PHONE": "10/10",  # per WhatsApp sender
+    "RATE_LIMIT_LOOKUP": "120/600",  # tracking-code lookups per IP: 120 at once, 600 a minute
+    "TRACKING_MISSES_PER_IP": "10/60",  # unknown tracking codes per IP: 10 per 60 seconds
 }
 
 
@@ -65,6 +73,12 @@ class ChannelTools:
         self.phone_limit = Limit.parse(
             _setting(config, "RATE_LIMIT_PHONE", DEFAULTS["RATE_LIMIT_PHONE"])
         )
+        self.lookup_limit = Limit.parse(
+            _setting(config, "RATE_LIMIT_LOOKUP", DEFAULTS["RATE_LIMIT_LOOKUP"])
+        )
+        self.lookup_misses = FailureBuckets.parse(
+            _setting(config, "TRACKING_MISSES_PER_IP", DEFAULTS["TRACKING_MISSES_PER_IP"])
+        )
         self.api_keys = ApiKeys(_setting(config, "INTAKE_API_KEYS", ""))
         self.box = PersonalDataBox(data_key(config))
         qr = _setting(config, "INTAKE_QR_SECRET")
@@ -75,6 +89,15 @@ class ChannelTools:
         self.whatsapp_secret = _setting(config, "WHATSAPP_APP_SECRET", "")
         self.whatsapp_verify_token = _setting(config, "WHATSAPP_VERIFY_TOKEN", "")
         self.trust_proxy = str(_setting(config, "TRUST_PROXY", "0")) == "1"
+        # Evidence attachments (docs/attachments.md): the blob store, download-link key, and
+        # the Cloud API's media endpoints for WhatsApp photos, documents and voice notes.
+        self.blobs = blob_store_from_config(config)
+        self.link_secret = link_secret("intake")
+        self.cloud_api = CloudApi(
+            base_url=_setting(config, "WHATSAPP_BASE_URL", "https://graph.facebook.com"),
+            version=_setting(config, "WHATSAPP_API_VERSION", "v21.0"),
+            token=_setting(config, "WHATSAPP_TOKEN", ""),
+        )
         self.templates = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(("html",), default=True),
@@ -83,9 +106,7 @@ class ChannelTools:
         )
 
     def client_ip(self, request) -> str:
-        if self.trust_proxy and request.access_route:
-            return request.access_route[0]
-        return request.remote_addr or "unknown"
+        return client_address(request, self.trust_proxy)
 
 
 class Channels(DependencyProvider):

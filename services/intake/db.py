@@ -11,6 +11,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -117,14 +118,57 @@ idempotency = Table(
     Index("ix_idempotency_created_at", "created_at"),
 )
 
+# Evidence files of a complaint: references to the blob store (shared/storage.py), never bytes.
+# One row per (complaint, content): the same file sent twice is attached once.
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "complaint_id", String(36), ForeignKey("complaints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("media_type", String(64), nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("complaint_id", "sha256", name="uq_attachments_complaint_sha256"),
+    Index("ix_attachments_sha256", "sha256"),
+)
+
+# WhatsApp media to download through the Cloud API, one row per message id (so a webhook
+# delivered twice queues it once). The webhook answers at once; intake's media timer downloads.
+media_downloads = Table(
+    "media_downloads",
+    metadata,
+    Column("message_id", String(200), primary_key=True),
+    Column(
+        "complaint_id", String(36), ForeignKey("complaints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("media_id", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # image | document | audio | video
+    Column("filename", String(200)),
+    Column("state", String(16), nullable=False),  # pending | running | done | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", UTCDateTime, nullable=False),
+    Column("last_error", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_media_downloads_due", "state", "next_at"),
+)
+
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
 
 __all__ = [
+    "attachments",
     "complainants",
     "complaint_messages",
     "complaints",
     "idempotency",
+    "media_downloads",
     "metadata",
     "status_history",
 ]

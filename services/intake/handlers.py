@@ -12,6 +12,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.intake.db import (
+    attachments as attachments_table,
+)
+from services.intake.db import (
     complainants,
     complaint_messages,
     complaints,
@@ -145,13 +148,19 @@ def submit_complaint(
     qr_location: str | None = None,
     idempotent: IdempotencyRecord | None = None,
     now: datetime | None = None,
+    attachments: list[dict] | None = None,
+    on_stored: Callable | None = None,
 ) -> Accepted:
     """Store a validated complaint, its complainant and a `complaint_received` event, atomically.
 
     The same contact with a near-identical text within 7 days is linked to the earlier complaint
     instead (``Accepted.duplicate``). A tracking-code collision (about 1 in 10^15 per pair) is
     retried with a fresh code. Raises IdempotencyRace when ``idempotent`` lost a race.
+    ``attachments``: references (services.intake.attachments) to files already in the blob
+    store; they are recorded in the same transaction as the complaint. ``on_stored(uow,
+    complaint_id, now)`` adds more writes to that transaction (a queued WhatsApp download).
     """
+    attachments = attachments or []
     now = now or datetime.now(UTC)
     contacts = contact_channels(clean)
     anonymous = clean["confidentiality"] == "anonymous"
@@ -159,7 +168,8 @@ def submit_complaint(
     if contact_key:
         earlier = _find_duplicate(uow_factory, contact_key, clean["description"], now)
         if earlier is not None:
-            return _link_duplicate(uow_factory, earlier, clean, idempotent, now)
+            return _link_duplicate(uow_factory, earlier, clean, idempotent, now, attachments,
+                                   on_stored)
     for _attempt in range(5):
         complaint_id = str(uuid.uuid4())
         code = new_tracking_code()
@@ -168,6 +178,10 @@ def submit_complaint(
             with uow_factory() as uow:
                 _insert(uow, complaint_id, code, clean, unit_hint_trusted, now, box=box,
                         contact_key=contact_key, officer=officer, qr_location=qr_location)
+                for ref in attachments:
+                    record_attachment(uow, complaint_id, ref, clean["channel"], now)
+                if on_stored is not None:
+                    on_stored(uow, complaint_id, now)
                 uow.publish(
                     build_event(
                         "complaint_received",
@@ -184,6 +198,7 @@ def submit_complaint(
                             "confidentiality": clean["confidentiality"],
                             "contact_channels": contacts,
                             "received_at": now,
+                            "attachments": [public_ref(a) for a in attachments],
                         },
                         correlation_id=complaint_id,
                         occurred_at=now,
@@ -216,7 +231,8 @@ def _find_duplicate(uow_factory, contact_key: str, description: str, now: dateti
     return found
 
 
-def _link_duplicate(uow_factory, complaint_id, clean, idempotent, now) -> Accepted:
+def _link_duplicate(uow_factory, complaint_id, clean, idempotent, now,
+                    attachments=(), on_stored=None) -> Accepted:
     with uow_factory() as uow:
         row = uow.session.execute(
             select(complaints.c.tracking_code, complaints.c.status, complaints.c.created_at)
@@ -233,6 +249,12 @@ def _link_duplicate(uow_factory, complaint_id, clean, idempotent, now) -> Accept
                 channel=clean["channel"], at=now,
             )
         )
+        for ref in attachments:
+            if record_attachment(uow, complaint_id, ref, clean["channel"], now):
+                uow.publish(attachment_added_event(complaint_id, row.tracking_code, ref,
+                                                   clean["channel"], now))
+        if on_stored is not None:
+            on_stored(uow, complaint_id, now)
         if idempotent is not None:
             status_code, body = idempotent.render(accepted)
             _remember(uow, idempotent.scope, idempotent.key, idempotent.request_hash,
@@ -328,6 +350,8 @@ def tracking_page(session, user_code: str) -> dict | None:
     view["received_at"] = row.created_at
     view["due_at"] = row.due_at
     view["channel"] = row.channel
+    view["complaint_id"] = row.id
+    view["attachments"] = attachments_of(session, row.id)
     return view
 
 
@@ -547,3 +571,69 @@ def open_complaint_of(session, contact_key: str) -> str | None:
 
 def count_complaints(session) -> int:
     return session.execute(select(func.count()).select_from(complaints)).scalar_one()
+
+
+# -- evidence attachments ---------------------------------------------------------------------
+
+
+def public_ref(ref: dict) -> dict:
+    """The reference as events carry it: hash, size, media type, sanitised name."""
+    return {k: ref[k] for k in ("sha256", "size", "media_type", "name")}
+
+
+def record_attachment(uow: UnitOfWork, complaint_id: str, ref: dict, channel: str,
+                      now: datetime) -> bool:
+    """Attach a stored file to a complaint inside the caller's transaction; False when this
+    complaint has these bytes already."""
+    stmt = (
+        dialect_insert(uow.session, attachments_table)
+        .values(complaint_id=complaint_id, channel=channel, created_at=now, **public_ref(ref))
+        .on_conflict_do_nothing()
+    )
+    return uow.session.execute(stmt).rowcount == 1
+
+
+def attachment_added_event(complaint_id, tracking_code, ref, channel, now) -> dict:
+    return build_event(
+        "complaint_attachment_added",
+        {"complaint_id": complaint_id, "tracking_code": tracking_code, "channel": channel,
+         "attachment": public_ref(ref), "at": now},
+        correlation_id=complaint_id, occurred_at=now,
+    )
+
+
+def attach(uow_factory, complaint_id: str, ref: dict, channel: str,
+           now: datetime | None = None) -> bool:
+    """Attach a stored file to an existing complaint and announce it
+    (complaint_attachment_added); False when it was attached already."""
+    now = now or datetime.now(UTC)
+    with uow_factory() as uow:
+        code = uow.session.execute(
+            select(complaints.c.tracking_code).where(complaints.c.id == complaint_id)
+        ).scalar_one()
+        if not record_attachment(uow, complaint_id, ref, channel, now):
+            return False
+        uow.publish(attachment_added_event(complaint_id, code, ref, channel, now))
+        uow.commit()
+    return True
+
+
+def attachments_of(session, complaint_id: str) -> list[dict]:
+    rows = session.execute(
+        select(attachments_table)
+        .where(attachments_table.c.complaint_id == complaint_id)
+        .order_by(attachments_table.c.id)
+    ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def attachment_of(session, complaint_id: str, sha256: str) -> dict | None:
+    row = session.execute(
+        select(attachments_table).where(attachments_table.c.complaint_id == complaint_id,
+                                        attachments_table.c.sha256 == sha256)
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+def referenced_hashes(session) -> set[str]:
+    return set(session.execute(select(attachments_table.c.sha256).distinct()).scalars())

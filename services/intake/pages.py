@@ -51,7 +51,8 @@ def form_token(request) -> tuple[str, bool]:
 
 def form_token_ok(request, form) -> bool:
     cookie, sent = request.cookies.get(FORM_COOKIE), form.get("csrf")
-    return bool(cookie and sent) and hmac.compare_digest(cookie, sent)
+    # bytes: compare_digest refuses non-ASCII str (a hostile token must be a 403, not a 500)
+    return bool(cookie and sent) and hmac.compare_digest(cookie.encode(), sent.encode())
 
 
 def read_form(request):

@@ -5,6 +5,7 @@ WhatsApp Cloud API webhook, the partner JSON API, AMQP `complaint_submitted` and
 See docs/channels.md.
 """
 
+import hashlib
 import json
 import logging
 import time
@@ -12,15 +13,18 @@ from datetime import UTC, datetime
 
 import eventlet
 from nameko.dependency_providers import Config
-from nameko.rpc import RpcProxy, rpc
-from nameko.web.handlers import http
+from nameko.rpc import RpcProxy
+from nameko.timer import Timer
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Response
 
-from services.intake import handlers, pages
+from services.intake import attachments, handlers, pages
 from services.intake.channels import TEMPLATES, Channels
 from services.intake.db import metadata
 from services.intake.domain import open311, qrtoken, whatsapp
+from services.intake.domain.attachments import ACCEPT, AttachmentRefused
 from services.intake.domain.phone import InvalidPhoneNumber, normalize_phone
+from services.intake.domain.tracking import normalize_tracking_code
 from services.intake.domain.validation import (
     ANONYMOUS_NOTICE,
     SubmissionInvalid,
@@ -32,6 +36,7 @@ from services.intake.metrics import (
     RATE_LIMITED,
     RECEIVED,
     WHATSAPP_ITEMS,
+    WHATSAPP_REJECTED,
 )
 from services.intake.openapi import build_spec
 from shared.auth import (
@@ -43,9 +48,18 @@ from shared.auth import (
     read_session,
 )
 from shared.catalogue import CATEGORY_BY_CODE, CHANNELS
-from shared.nameko_ext import Database, Health, PermanentError, event_consumer
+from shared.nameko_ext import (
+    Database,
+    Health,
+    LoginGuard,
+    PermanentError,
+    event_consumer,
+    http,
+    rpc,
+)
+from shared.storage import BlobNotFound, download_headers, link_valid, sign_link
+from shared.throttle import wait_text
 from shared.web import (
-    MAX_BODY_BYTES,
     HttpError,
     endpoint,
     error_response,
@@ -61,6 +75,7 @@ log = logging.getLogger(__name__)
 NAME = "intake"
 DESK_ROLES = ("ptsp_officer", "desk_admin")
 RPC_TIMEOUT = 5
+WHATSAPP_MAX_BODY = 3 * 1024 * 1024  # Meta: "webhooks payloads can be up to 3MB"
 OPEN311_FIELDS = frozenset({
     "service_code", "description", "first_name", "last_name", "phone", "email",
     "attribute[kecamatan_code]", "attribute[desa_code]", "attribute[confidentiality]",
@@ -68,6 +83,21 @@ OPEN311_FIELDS = frozenset({
     "api_key", "jurisdiction_id", "lat", "long", "address_string", "address_id",
     "device_id", "account_id", "media_url",
 })
+
+
+class ConfigTimer(Timer):
+    """A timer whose interval comes from the service config (tests tick fast)."""
+
+    def __init__(self, setting: str, default: float, **kwargs):
+        self.setting = setting
+        super().__init__(interval=default, **kwargs)
+
+    def setup(self):
+        self.interval = float(self.container.config.get(self.setting) or self.interval)
+        super().setup()
+
+
+config_timer = ConfigTimer.decorator
 
 
 class InvalidSubmissionMessage(PermanentError):
@@ -82,6 +112,7 @@ class IntakeService:
     config = Config()
     channels = Channels()
     routing = RpcProxy("routing")
+    login_guard = LoginGuard(NAME)
 
     # -- JSON API -------------------------------------------------------------------------
 
@@ -199,9 +230,11 @@ class IntakeService:
     @http("GET", "/api/v1/complaints/<string:code>")
     @endpoint(NAME, "/api/v1/complaints/<code>")
     def track(self, request, code):
+        self._guard_lookup(request)
         with self.db.session() as session:
             view = handlers.find_public(session, code)
         if view is None:
+            self._lookup_missed(request)
             raise HttpError(
                 404, "not_found", "Kode pelacakan tidak ditemukan. Periksa kembali kode Anda."
             )
@@ -249,18 +282,21 @@ class IntakeService:
             self.channels.templates, template, status, set_form_cookie=token if new else None,
             values=values, errors=errors, csrf=extra.pop("csrf", token),
             token=request.values.get("t") if target else None, unit_note=note,
-            **pages.form_context(), **extra,
+            accept=ACCEPT, **pages.form_context(), **extra,
         )
 
     @http("POST", "/")
     @endpoint(NAME, "POST /")
     def form_submit(self, request):
         tools = self.channels
-        form = pages.read_form(request)
+        try:
+            form, files = attachments.read_multipart(request)
+        except AttachmentRefused as exc:
+            return self._refused_upload(request, getattr(exc, "form", {}), exc)
         target = qrtoken.verify(tools.qr_secret, form.get("t"))
         if not pages.form_token_ok(request, form):
             return self._form(request, form, {"_": ["Formulir kedaluwarsa. Kirim ulang."]},
-                              target, 400)
+                              target, 403)
         self._limit_page(f"ip:{tools.client_ip(request)}", tools.ip_limit)
         payload = pages.submission_from_form(form, "qr" if target else "web")
         if target:
@@ -270,11 +306,26 @@ class IntakeService:
         except SubmissionInvalid as exc:
             RECEIVED.labels(payload["channel"], "invalid").inc()
             return self._form(request, form, pages.errors_by_field(exc.errors), target, 400)
+        try:
+            refs = attachments.store_files(tools.blobs, files, payload["channel"])
+        except AttachmentRefused as exc:
+            return self._refused_upload(request, form, exc, target)
         accepted = self._store(clean, unit_hint_trusted=target is not None,
-                               qr_location=target.location if target else None)
+                               qr_location=target.location if target else None,
+                               attachments=refs)
         suffix = "?duplikat=1" if accepted.duplicate else ""
         return Response(status=303, headers={
             "Location": f"/terkirim/{accepted.tracking_code}{suffix}"})
+
+    def _refused_upload(self, request, form, exc, target=None, desk_session=None):
+        """The form again, with the attachment refusal (413, 415 or 400) and its code."""
+        RECEIVED.labels("ptsp" if desk_session else ("qr" if target else "web"),
+                        "invalid").inc()
+        errors = {"lampiran": [exc.message]}
+        extra = {"upload_error_code": exc.code}
+        if desk_session is not None:
+            return self._desk_page(request, desk_session, form, errors, exc.status, **extra)
+        return self._form(request, form, errors, target, exc.status, **extra)
 
     def _limit_page(self, bucket, limit):
         try:
@@ -285,11 +336,18 @@ class IntakeService:
     @http("GET", "/terkirim/<string:code>")
     @endpoint(NAME, "/terkirim/<code>")
     def sent_page(self, request, code):
+        refused = self._guard_lookup_page(request, code)
+        if refused is not None:
+            return refused
         with self.db.session() as session:
             view = handlers.find_public(session, code)
         if view is None:
+            self._lookup_missed(request)
             return self._lookup(request, code, "Kode pelacakan tidak ditemukan.", 404)
-        return pages.render(self.channels.templates, "sent.html", view=view,
+        with self.db.session() as session:
+            files = [attachments.view(a) for a in handlers.attachments_of(
+                session, handlers._by_code(session, code).id)]
+        return pages.render(self.channels.templates, "sent.html", view=view, files=files,
                             duplicate=request.args.get("duplikat") == "1",
                             sla_days=pages.SLA_DAYS, due_text=pages.wib(view["expected_at"]))
 
@@ -299,27 +357,60 @@ class IntakeService:
         kode = request.args.get("kode")
         if kode is None:
             return self._lookup(request, None, None)
+        refused = self._guard_lookup_page(request, kode)
+        if refused is not None:
+            return refused
         with self.db.session() as session:
             view = handlers.find_public(session, kode)
         if view is None:
+            self._lookup_missed(request)
             return self._lookup(
                 request, kode, "Kode pelacakan tidak ditemukan. Periksa kembali kode Anda "
                 "(contoh: DMS-7KQ4-MX9T-2BH3).", 404)
         return Response(status=303, headers={"Location": f"/lacak/{view['tracking_code']}"})
 
-    def _lookup(self, request, kode, error, status=200):
+    def _lookup(self, request, kode, error, status=200, headers=None):
         return pages.render(self.channels.templates, "lookup.html", status, kode=kode,
-                            error=error)
+                            error=error, headers=headers)
+
+    # Tracking codes are looked up by anyone: a generous rate per address, and few unknown
+    # codes per address (guessing codes finds nothing but misses). docs/security.md.
+    def _guard_lookup(self, request):
+        tools = self.channels
+        ip = tools.client_ip(request)
+        self._limit(f"lookup:{ip}", tools.lookup_limit, "lookup")
+        wait = tools.lookup_misses.wait(ip)
+        if wait:
+            RATE_LIMITED.labels("lookup_miss").inc()
+            raise HttpError(
+                429, "rate_limited", "Terlalu banyak kode pelacakan yang tidak ditemukan. "
+                f"Silakan coba lagi dalam {wait_text(wait)}.",
+                headers={"Retry-After": str(wait)})
+
+    def _guard_lookup_page(self, request, kode):
+        try:
+            self._guard_lookup(request)
+        except HttpError as exc:
+            return self._lookup(request, kode, exc.message, 429, exc.headers)
+        return None
+
+    def _lookup_missed(self, request):
+        self.channels.lookup_misses.fail(self.channels.client_ip(request))
 
     @http("GET", "/lacak/<string:code>")
     @endpoint(NAME, "/lacak/<code>")
     def tracking_page(self, request, code):
-        return self._tracking(request, code)
+        refused = self._guard_lookup_page(request, code)
+        if refused is not None:
+            return refused
+        return self._tracking(request, code, missed=True)
 
-    def _tracking(self, request, code, error=None, status=200):
+    def _tracking(self, request, code, error=None, status=200, missed=False):
         with self.db.session() as session:
             view = handlers.tracking_page(session, code)
         if view is None:
+            if missed:
+                self._lookup_missed(request)
             return self._lookup(request, code, "Kode pelacakan tidak ditemukan. Periksa "
                                 "kembali kode Anda.", 404)
         token, new = pages.form_token(request)
@@ -327,8 +418,15 @@ class IntakeService:
                  "nilai": "Terima kasih atas penilaian Anda.",
                  "buka": "Permintaan membuka kembali pengaduan sudah diteruskan."}.get(
             request.args.get("ok"))
+        files = [
+            {**attachments.view(a),
+             "url": (f"/lacak/{view['tracking_code']}/lampiran/{a['sha256']}?k="
+                     + sign_link(self.channels.link_secret, view["complaint_id"], a["sha256"],
+                                 token))}
+            for a in view["attachments"]
+        ]
         return pages.render(
-            self.channels.templates, "track.html", status,
+            self.channels.templates, "track.html", status, files=files,
             set_form_cookie=token if new else None, view=pages.dated(view), csrf=token,
             labels=pages.MESSAGE_LABELS, due_text=pages.wib(view["due_at"]), flash=flash,
             error=error,
@@ -339,7 +437,7 @@ class IntakeService:
     def tracking_action(self, request, code, action):
         form = pages.read_form(request)
         if not pages.form_token_ok(request, form):
-            return self._tracking(request, code, "Formulir kedaluwarsa. Silakan ulangi.", 400)
+            return self._tracking(request, code, "Formulir kedaluwarsa. Silakan ulangi.", 403)
         self._limit_page(f"ip:{self.channels.client_ip(request)}", self.channels.ip_limit)
         uow = self.db.unit_of_work
         try:
@@ -358,6 +456,24 @@ class IntakeService:
             return self._tracking(request, code, exc.message, 400)
         view_code = code.upper()
         return Response(status=303, headers={"Location": f"/lacak/{view_code}?ok={action}"})
+
+    @http("GET", "/lacak/<string:code>/lampiran/<string:sha256>")
+    @endpoint(NAME, "/lacak/<code>/lampiran/<sha256>")
+    def tracking_attachment(self, request, code, sha256):
+        """One file of a complaint, for the complainant: the link from the tracking page is
+        signed, short-lived and bound to this browser's form cookie; anything else is 404."""
+        missing = HttpError(404, "not_found", "Lampiran tidak ditemukan.")
+        with self.db.session() as session:
+            row = handlers._by_code(session, code)
+            found = row and handlers.attachment_of(session, row.id, sha256)
+        if not found or not link_valid(self.channels.link_secret, request.args.get("k"), row.id,
+                                       sha256, request.cookies.get(pages.FORM_COOKIE) or ""):
+            raise missing
+        try:
+            data = self.channels.blobs.get(sha256)
+        except BlobNotFound:
+            raise missing from None
+        return Response(data, headers=download_headers(found["media_type"], found["name"]))
 
     @http("GET", "/static/dumas.css")
     def stylesheet(self, request):
@@ -390,22 +506,20 @@ class IntakeService:
         form = pages.read_form(request)
         username = (form.get("username") or "").strip()[:64]
         if not pages.form_token_ok(request, form):
-            return self._login(request, "Formulir kedaluwarsa. Silakan ulangi.", 400, username)
-        try:
-            self._limit(f"login:{self.channels.client_ip(request)}", self.channels.ip_limit, "ip")
-        except HttpError as exc:
-            return self._login(request, exc.message, 429, username, exc.headers)
-        try:
-            with eventlet.Timeout(RPC_TIMEOUT, TimeoutError):
-                result = self.routing.authenticate(username, form.get("password") or "")
-        except TimeoutError:
-            return self._login(request, "Layanan akun sedang tidak tersedia. Coba lagi "
-                               "sebentar lagi.", 503, username)
+            return self._login(request, "Formulir kedaluwarsa. Silakan ulangi.", 403, username)
+        refusal = self.login_guard.check(request)
+        if refusal is None:
+            try:
+                with eventlet.Timeout(RPC_TIMEOUT, TimeoutError):
+                    result = self.routing.authenticate(username, form.get("password") or "")
+            except TimeoutError:
+                return self._login(request, "Layanan akun sedang tidak tersedia. Coba lagi "
+                                   "sebentar lagi.", 503, username)
+            refusal = self.login_guard.record(request, result)
+        if refusal is not None:
+            return self._login(request, refusal.message, 429, username, refusal.headers)
         if not result.get("ok"):
-            message = ("Akun dikunci sementara karena terlalu banyak percobaan. Coba lagi "
-                       "nanti." if result.get("reason") == "locked"
-                       else "Nama pengguna atau kata sandi salah.")
-            return self._login(request, message, 401, username)
+            return self._login(request, "Nama pengguna atau kata sandi salah.", 401, username)
         if result["role"] not in DESK_ROLES:
             return self._login(request, "Akun ini tidak memiliki akses ke Meja PTSP.", 403,
                                username)
@@ -417,6 +531,10 @@ class IntakeService:
     @http("POST", "/ptsp/keluar")
     @endpoint(NAME, "/ptsp/keluar")
     def desk_logout(self, request):
+        session = read_session(request.cookies.get(SESSION_COOKIE))
+        if session is not None and not check_csrf(session, pages.read_form(request).get("csrf")):
+            return self._login(request, "Formulir kedaluwarsa. Muat ulang halaman lalu coba "
+                               "keluar lagi.", 403)
         response = Response(status=303, headers={"Location": "/ptsp/masuk"})
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -429,9 +547,9 @@ class IntakeService:
             return Response(status=303, headers={"Location": "/ptsp/masuk"})
         return self._desk_page(request, session, {}, {})
 
-    def _desk_page(self, request, session, values, errors, status=200):
+    def _desk_page(self, request, session, values, errors, status=200, **extra):
         return self._form(request, values, errors, None, status, template="ptsp_form.html",
-                          csrf=csrf_token(session), officer=session)
+                          csrf=csrf_token(session), officer=session, **extra)
 
     @http("POST", "/ptsp")
     @endpoint(NAME, "POST /ptsp")
@@ -439,17 +557,25 @@ class IntakeService:
         session = self._desk_session(request)
         if session is None:
             return Response(status=303, headers={"Location": "/ptsp/masuk"})
-        form = pages.read_form(request)
+        try:
+            form, files = attachments.read_multipart(request)
+        except AttachmentRefused as exc:
+            return self._refused_upload(request, getattr(exc, "form", {}), exc,
+                                        desk_session=session)
         if not check_csrf(session, form.get("csrf")):
             return self._desk_page(request, session, form,
-                                   {"_": ["Formulir kedaluwarsa. Silakan ulangi."]}, 400)
+                                   {"_": ["Formulir kedaluwarsa. Silakan ulangi."]}, 403)
         try:
             clean = validate_submission(pages.submission_from_form(form, "ptsp"))
         except SubmissionInvalid as exc:
             RECEIVED.labels("ptsp", "invalid").inc()
             return self._desk_page(request, session, form, pages.errors_by_field(exc.errors),
                                    400)
-        accepted = self._store(clean, officer=session.username)
+        try:
+            refs = attachments.store_files(self.channels.blobs, files, "ptsp")
+        except AttachmentRefused as exc:
+            return self._refused_upload(request, form, exc, desk_session=session)
+        accepted = self._store(clean, officer=session.username, attachments=refs)
         return Response(status=303, headers={
             "Location": f"/ptsp/tanda-terima/{accepted.tracking_code}"})
 
@@ -463,7 +589,8 @@ class IntakeService:
             view = handlers.tracking_page(db, code)
         if view is None:
             raise PageError(HttpError(404, "not_found", "Kode pelacakan tidak ditemukan."))
-        return pages.render(self.channels.templates, "ptsp_receipt.html", view=view,
+        files = [attachments.view(a) for a in view["attachments"]]
+        return pages.render(self.channels.templates, "ptsp_receipt.html", view=view, files=files,
                             officer=session, spelled=pages.spell_code(view["tracking_code"]),
                             received_text=pages.wib(view["received_at"]),
                             base_url=self._base_url(), sla_days=pages.SLA_DAYS)
@@ -484,18 +611,40 @@ class IntakeService:
     @endpoint(NAME, "POST /webhooks/whatsapp")
     def whatsapp_webhook(self, request):
         tools = self.channels
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            raise HttpError(413, "payload_too_large", "Data yang dikirim terlalu besar.")
+        too_large = HttpError(413, "payload_too_large", "Data yang dikirim terlalu besar.")
+        if (request.content_length or 0) > WHATSAPP_MAX_BODY:
+            WHATSAPP_REJECTED.labels("payload_too_large").inc()
+            raise too_large
         raw = request.get_data(cache=False)
-        if len(raw) > MAX_BODY_BYTES:
-            raise HttpError(413, "payload_too_large", "Data yang dikirim terlalu besar.")
+        if len(raw) > WHATSAPP_MAX_BODY:
+            WHATSAPP_REJECTED.labels("payload_too_large").inc()
+            raise too_large
         if not whatsapp.signature_valid(raw, request.headers.get("X-Hub-Signature-256"),
                                         tools.whatsapp_secret):
+            WHATSAPP_REJECTED.labels("invalid_signature").inc()
             raise HttpError(401, "invalid_signature", "Tanda tangan webhook tidak valid.")
+        # Authentic from here on. What cannot be read at all is refused (Meta never sends it);
+        # what can be read but not used is acknowledged and recorded with its reason.
+        if request.mimetype not in ("application/json", "") and not request.mimetype.endswith(
+                "+json"):
+            WHATSAPP_REJECTED.labels("unsupported_media_type").inc()
+            raise HttpError(415, "unsupported_media_type",
+                            "Data harus dikirim dalam format JSON.")
         try:
-            items = whatsapp.parse(json.loads(raw.decode("utf-8")))
-        except (UnicodeDecodeError, ValueError) as exc:
+            payload = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            WHATSAPP_REJECTED.labels("invalid_json").inc()
             raise HttpError(400, "invalid_json", "Data JSON tidak dapat dibaca.") from exc
+        delivery = hashlib.sha256(raw).hexdigest()[:16]
+        try:
+            items = whatsapp.parse(payload, delivery)
+        except whatsapp.PayloadInvalid as exc:
+            if not isinstance(payload, dict):
+                WHATSAPP_REJECTED.labels("invalid_payload").inc()
+                raise HttpError(400, "invalid_payload",
+                                "Data webhook harus berupa objek JSON.") from exc
+            kind = str(payload.get("object"))[:32]
+            items = [whatsapp.Ignored(f"unsupported:{delivery}", "unsupported", f"object:{kind}")]
         outcomes = []
         for item in items:
             outcome = self._whatsapp_item(item)
@@ -506,13 +655,19 @@ class IntakeService:
     def _whatsapp_item(self, item) -> str:
         uow = self.db.unit_of_work
         if isinstance(item, whatsapp.Ignored):
-            handlers.remember_outcome(uow, "whatsapp", item.key, 200,
+            if item.kind == "malformed" or item.detail.startswith(("object:", "field:")):
+                log.warning("whatsapp webhook: %s part recorded, not used: %s", item.kind,
+                            item.detail)
+            handlers.remember_outcome(uow, "whatsapp", item.key,
+                                      422 if item.kind == "malformed" else 200,
                                       {"outcome": item.kind, "detail": item.detail})
             return item.kind
         key = f"msg:{item.message_id}"
         with self.db.session() as session:
             if handlers.stored_answer(session, "whatsapp", key) is not None:
                 return "duplicate_delivery"
+        if isinstance(item, whatsapp.InboundMedia):
+            return self._whatsapp_media(item, key)
         try:
             phone = normalize_phone(item.sender)
         except InvalidPhoneNumber:
@@ -559,6 +714,75 @@ class IntakeService:
             return "duplicate_delivery"
         return "duplicate" if accepted.duplicate else "complaint"
 
+    def _whatsapp_media(self, item, key) -> str:
+        """A photo, document, voice note or video: attached to the sender's open complaint, or
+        the start of a new one. The file itself is downloaded by the media timer, after this
+        webhook has answered (docs/attachments.md)."""
+        uow = self.db.unit_of_work
+        try:
+            phone = normalize_phone(item.sender)
+        except InvalidPhoneNumber:
+            handlers.remember_outcome(uow, "whatsapp", key, 422, {"outcome": "invalid_sender"})
+            return "invalid"
+        self._limit(f"phone:{phone}", self.channels.phone_limit, "phone")
+        new, caption = whatsapp.wants_new_complaint(item.caption or "")
+        item = whatsapp.InboundMedia(item.message_id, item.sender, item.name, item.kind,
+                                     item.media_id, caption, item.filename)
+        if not new:
+            contact_key = self.channels.box.fingerprint({"phone": phone})
+            with self.db.session() as session:
+                open_id = handlers.open_complaint_of(session, contact_key)
+            if open_id is not None:
+                try:
+                    if attachments.media_follow_up(uow, open_id, item, key) is not None:
+                        return "media_queued"
+                except handlers.IdempotencyRace:
+                    return "duplicate_delivery"
+        try:
+            clean = validate_submission({
+                "channel": "whatsapp", "category": "lainnya",
+                "description": attachments.description_for(item), "confidentiality": "public",
+                "complainant": {"name": (item.name or "")[:120] or None, "phone": phone},
+            })
+        except SubmissionInvalid as exc:
+            RECEIVED.labels("whatsapp", "invalid").inc()
+            handlers.remember_outcome(uow, "whatsapp", key, 422,
+                                      {"outcome": "invalid", "errors": exc.errors})
+            return "invalid"
+        record = handlers.IdempotencyRecord(
+            "whatsapp", key, "-",
+            lambda a: (200, {"outcome": "duplicate" if a.duplicate else "complaint",
+                             "tracking_code": a.tracking_code}),
+        )
+
+        def queue_download(uow_, complaint_id, now):
+            attachments.enqueue_media(uow_, item.message_id, complaint_id, item.media_id,
+                                      item.kind, item.filename, now)
+
+        try:
+            accepted = self._store(clean, idempotent=record, on_stored=queue_download)
+        except handlers.IdempotencyRace:
+            return "duplicate_delivery"
+        return "duplicate" if accepted.duplicate else "complaint"
+
+    @config_timer("MEDIA_POLL_SECONDS", 2)
+    def download_media(self):
+        """Fetch queued WhatsApp media through the Cloud API and attach it."""
+        tools = self.channels
+        try:
+            outcomes = attachments.process_media(self.db.unit_of_work, tools.blobs,
+                                                 tools.cloud_api)
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("WhatsApp media downloads paused, database unavailable: %s", exc)
+            return
+        if outcomes:
+            log.info("WhatsApp media: %s", outcomes)
+
+    @config_timer("ATTACHMENT_SWEEP_SECONDS", 900)
+    def sweep_attachments(self):
+        """Delete stored files no complaint refers to (an upload whose complaint failed)."""
+        attachments.sweep(self.db.unit_of_work, self.channels.blobs)
+
     # -- Open311 GeoReport v2 -------------------------------------------------------------
 
     @http("GET", "/open311/v2/services.json")
@@ -602,11 +826,19 @@ class IntakeService:
             end = _iso(args.get("end_date"))
         except ValueError:
             return json_response(open311.error(400, "Format tanggal harus ISO 8601."), 400)
+        if any("\x00" in value for value in args.values()):  # PostgreSQL refuses NUL
+            return json_response(open311.error(400, "Parameter berisi karakter tidak sah."), 400)
         ids = args.get("service_request_id")
+        if ids:
+            try:
+                self._guard_lookup(request)
+            except HttpError as exc:
+                return json_response(open311.error(429, exc.message), 429, exc.headers)
         with self.db.session() as session:
             rows = handlers.open311_requests(
                 session,
-                codes=[c.strip().upper() for c in ids.split(",")][:100] if ids else None,
+                codes=[c for c in map(normalize_tracking_code, ids.split(",")[:100]) if c]
+                if ids else None,
                 service_code=args.get("service_code"), status=args.get("status"),
                 start=start, end=end,
             )
@@ -615,9 +847,15 @@ class IntakeService:
     @http("GET", "/open311/v2/requests/<string:request_id>.json")
     @endpoint(NAME, "/open311/v2/requests/<id>.json")
     def open311_one(self, request, request_id):
+        try:
+            self._guard_lookup(request)
+        except HttpError as exc:
+            return json_response(open311.error(429, exc.message), 429, exc.headers)
         with self.db.session() as session:
-            rows = handlers.open311_requests(session, codes=[request_id.strip().upper()])
+            code = normalize_tracking_code(request_id)
+            rows = handlers.open311_requests(session, codes=[code]) if code else []
         if not rows:
+            self._lookup_missed(request)
             return json_response(open311.error(404, "Pengaduan tidak ditemukan."), 404)
         return json_response([open311.request_view(rows[0])])
 

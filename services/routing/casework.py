@@ -15,6 +15,7 @@ from sqlalchemy import and_, false, func, or_, select, true, update
 from services.routing.db import audit_log, complaints
 from services.routing.domain import lifecycle, sla
 from services.routing.domain.registry import Registry
+from shared import workdays
 from shared.contracts import build_event
 from shared.db import utcnow
 
@@ -141,11 +142,11 @@ def _resume_clocks(row: dict, now: datetime, calendar=None) -> dict:
     """Deadlines moved by the working days the complaint waited for the complainant."""
     if row["paused_at"] is None:
         return {}
-    days = sla.paused_working_days(row["paused_at"], now, calendar)
+    days = workdays.paused_working_days(row["paused_at"], now, calendar)
     shift = {}
     for column in ("response_warn_at", "response_due_at", "resolution_warn_at",
                    "resolution_due_at"):
-        shift[column] = sla.shift_working_days(row[column], days, calendar)
+        shift[column] = workdays.shift_working_days(row[column], days, calendar)
     shift["paused_at"] = None
     return shift
 
@@ -203,7 +204,7 @@ def act(uow_factory, registry: Registry, actor: Actor, complaint_id, action_name
         elif name == "resolve":
             values.update(
                 status="resolved", resolved_at=now, resolution=text,
-                feedback_due_at=sla.add_working_days(now, sla.FEEDBACK_WORKING_DAYS, calendar),
+                feedback_due_at=workdays.add_working_days(now, sla.FEEDBACK_WORKING_DAYS, calendar),
             )
             events.append(_action_event("complaint_resolved", row, actor.role, "resolved",
                                         seq, now, resolution=text))
@@ -337,8 +338,8 @@ def reopened(uow_factory, consumer: str, event, category_days=None, now=None,
             "status": "in_progress", "seq": seq, "updated_at": now, "resolved_at": None,
             "feedback_due_at": None, "resolution_warned_at": None,
             "resolution_breached_at": None,
-            "resolution_warn_at": sla.add_working_days(now, sla.warning_days(days), calendar),
-            "resolution_due_at": sla.add_working_days(now, days, calendar),
+            "resolution_warn_at": workdays.add_working_days(now, sla.warning_days(days), calendar),
+            "resolution_due_at": workdays.add_working_days(now, days, calendar),
         }
         _guarded_update(s, row, values)
         audit(s, actor=COMPLAINANT, role=COMPLAINANT, action="reopened",
@@ -363,9 +364,16 @@ def _visible(actor: Actor):
     return false()
 
 
-def inbox(session, actor: Actor, status: str | None = None, unit: str | None = None,
-          only_open: bool = True, page: int = 1) -> dict:
-    """One page of the complaints this person may see, oldest deadline first."""
+_LIST_COLUMNS = (
+    "complaint_id", "tracking_code", "unit_code", "shadow_unit_code", "category", "channel",
+    "confidentiality", "status", "routed_at", "received_at", "response_due_at",
+    "resolution_due_at", "responded_at", "response_breached_at", "resolution_breached_at",
+    "response_warned_at", "resolution_warned_at", "description", "paused_at", "rule",
+)
+EXPORT_LIMIT = 20_000
+
+
+def _list_filter(actor: Actor, status: str | None, unit: str | None, only_open: bool):
     where = [_visible(actor)]
     if status:
         where.append(complaints.c.status == status)
@@ -373,22 +381,37 @@ def inbox(session, actor: Actor, status: str | None = None, unit: str | None = N
         where.append(complaints.c.status.in_(sorted(lifecycle.ACTIVE)))
     if unit:
         where.append(complaints.c.unit_code == unit)
-    cols = [complaints.c[c] for c in (
-        "complaint_id", "tracking_code", "unit_code", "shadow_unit_code", "category", "channel",
-        "confidentiality", "status", "routed_at", "received_at", "response_due_at",
-        "resolution_due_at", "responded_at", "response_breached_at", "resolution_breached_at",
-        "response_warned_at", "resolution_warned_at", "description", "paused_at", "rule",
-    )]
+    return and_(*where)
+
+
+def inbox(session, actor: Actor, status: str | None = None, unit: str | None = None,
+          only_open: bool = True, page: int = 1) -> dict:
+    """One page of the complaints this person may see, oldest deadline first."""
+    where = _list_filter(actor, status, unit, only_open)
+    cols = [complaints.c[c] for c in _LIST_COLUMNS]
     total = session.execute(
-        select(func.count()).select_from(complaints).where(and_(*where))
+        select(func.count()).select_from(complaints).where(where)
     ).scalar_one()
     rows = session.execute(
-        select(*cols).where(and_(*where))
+        select(*cols).where(where)
         .order_by(complaints.c.response_due_at, complaints.c.routed_at)
         .limit(PAGE_SIZE).offset((max(page, 1) - 1) * PAGE_SIZE)
     ).all()
     return {"total": total, "page": page, "page_size": PAGE_SIZE,
             "items": [dict(r._mapping) for r in rows]}
+
+
+def export(session, actor: Actor, status: str | None = None, unit: str | None = None,
+           only_open: bool = True) -> list[dict]:
+    """Every complaint of the list this person sees (same filter, no pages), for a CSV file;
+    at most EXPORT_LIMIT rows, oldest deadline first."""
+    rows = session.execute(
+        select(*[complaints.c[c] for c in _LIST_COLUMNS])
+        .where(_list_filter(actor, status, unit, only_open))
+        .order_by(complaints.c.response_due_at, complaints.c.routed_at)
+        .limit(EXPORT_LIMIT)
+    ).all()
+    return [dict(r._mapping) for r in rows]
 
 
 def detail(session, actor: Actor, complaint_id) -> tuple[dict, list[dict]]:

@@ -1,7 +1,18 @@
 """routing's tables: the unit registry (seeded from data/units.yaml), one routing decision per
 complaint, the stage-change audit, plus the shared outbox and processed-event tables."""
 
-from sqlalchemy import JSON, Boolean, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from shared.db import BigId, UTCDateTime, outbox_table, processed_events_table
 
@@ -137,6 +148,21 @@ accounts = Table(
     Column("failed_logins", Integer, nullable=False, default=0),
     Column("locked_until", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Evidence files of a complaint, as references learnt from complaint_received (v2) and
+# complaint_attachment_added; the bytes stay in the blob store (services/routing/attachments.py).
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("complaint_id", String(36), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("media_type", String(64), nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+    UniqueConstraint("complaint_id", "sha256", name="uq_routing_attachments_complaint_sha256"),
 )
 
 outbox = outbox_table(metadata)

@@ -11,11 +11,11 @@ from werkzeug.wrappers import Response
 from services.routing.casework import Actor, Conflict, Invalid, NotFound
 from services.routing.domain import lifecycle
 from services.routing.domain.registry import Registry
-from services.routing.domain.sla import WIB
 from services.routing.rollout import StageError
 from shared import auth
 from shared.catalogue import CATEGORY_BY_CODE, CHANNELS, CONFIDENTIALITY, STATUSES
 from shared.web import HttpError, html_response, set_session_cookie
+from shared.workdays import WIB
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"

@@ -29,3 +29,6 @@ AUTO_CLOSED = Counter(
 STAGE_CHANGES = Counter(
     "dumas_unit_stage_changes_total", "Rollout stage changes, by new stage.", ["stage"]
 )
+INBOX_EXPORTS = Counter(
+    "dumas_inbox_exports_total", "Inbox lists exported as CSV, by role.", ["role"]
+)

@@ -2,17 +2,27 @@
 unit inbox (pages and JSON API); run the SLA clock; change rollout stages."""
 
 import logging
+import secrets
 
-from nameko.rpc import rpc
-from nameko.web.handlers import http
+from werkzeug.wrappers import Response
 
-from services.routing import accounts, casework, handlers, inbox_web, rollout, sla_clock
+from services.routing import (
+    accounts,
+    attachments,
+    casework,
+    exports,
+    handlers,
+    inbox_web,
+    rollout,
+    sla_clock,
+)
 from services.routing.db import metadata
 from services.routing.domain import lifecycle
 from services.routing.domain.registry import STAGES
 from services.routing.metrics import (
     ACTIONS,
     AUTO_CLOSED,
+    INBOX_EXPORTS,
     OPEN,
     ROUTED,
     SLA_BREACHES,
@@ -22,7 +32,8 @@ from services.routing.metrics import (
 from services.routing.registry_cache import RegistryCache
 from services.routing.timers import config_timer
 from shared import auth
-from shared.nameko_ext import Database, Health, event_consumer
+from shared.db import utcnow
+from shared.nameko_ext import Database, Health, LoginGuard, event_consumer, http, rpc
 from shared.web import (
     HttpError,
     endpoint,
@@ -30,11 +41,14 @@ from shared.web import (
     json_response,
     metrics_response,
     read_json,
+    secure_cookies,
     set_session_cookie,
 )
 
 NAME = "routing"
 MAX_FORM_BYTES = 64 * 1024
+# Double-submit token of the sign-in form (there is no session to derive one from yet).
+LOGIN_COOKIE = "dumas_inbox_login"
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +64,8 @@ class RoutingService:
     db = Database(metadata)
     registry = RegistryCache()
     broker = Health()
+    evidence = attachments.AttachmentStore()
+    login_guard = LoginGuard(NAME)
 
     # -- events ------------------------------------------------------------------------------
     @event_consumer("intake", "complaint_received")
@@ -57,6 +73,11 @@ class RoutingService:
         decision = handlers.route_complaint(self.db.unit_of_work, self.registry.current(), event)
         if decision is not None:
             ROUTED.labels(decision.unit_code, decision.rule).inc()
+        attachments.on_received(self.db.unit_of_work, event)
+
+    @event_consumer("intake", "complaint_attachment_added")
+    def on_attachment_added(self, event):
+        attachments.on_added(self.db.unit_of_work, event)
 
     @event_consumer("intake", "complaint_info_added")
     def on_info_added(self, event):
@@ -134,25 +155,49 @@ class RoutingService:
     @http("GET", "/inbox/masuk")
     @endpoint(NAME, "/inbox/masuk")
     def sign_in_page(self, request):
-        return inbox_web.render("login.html", self.registry.current())
+        return self._sign_in_page(request)
+
+    def _sign_in_page(self, request, status=200, **context):
+        token = request.cookies.get(LOGIN_COOKIE) or ""
+        if not (20 <= len(token) <= 64 and token.isascii()):
+            token = secrets.token_urlsafe(24)
+        response = inbox_web.render("login.html", self.registry.current(), status=status,
+                                    login_token=token, **context)
+        response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True,
+                            samesite="Strict", secure=secure_cookies(), path="/inbox/masuk")
+        return response
 
     @http("POST", "/inbox/masuk")
     @endpoint(NAME, "/inbox/masuk")
     def sign_in(self, request):
         form = _form(request)
         username = form.get("username", "").strip()[:64]
-        result = self._authenticate(username, form.get("password", "")[:256])
+        cookie = request.cookies.get(LOGIN_COOKIE)
+        if not cookie or not secrets.compare_digest(cookie.encode(),
+                                                    form.get("csrf_token", "").encode()):
+            return self._sign_in_page(request, 403, username=username,
+                                      error="Formulir kedaluwarsa. Silakan coba lagi.")
+        refusal = self.login_guard.check(request)
+        if refusal is None:
+            result = self._authenticate(username, form.get("password", "")[:256])
+            refusal = self.login_guard.record(request, result)
+        if refusal is not None:
+            response = self._sign_in_page(request, 429, error=refusal.message,
+                                          username=username)
+            response.headers.update(refusal.headers)
+            return response
         if not result["ok"]:
-            message = ("Akun terkunci sementara karena terlalu banyak percobaan. Coba lagi nanti."
-                       if result["reason"] == "locked"
-                       else "Nama pengguna atau kata sandi salah.")
-            return inbox_web.render("login.html", self.registry.current(), status=401,
-                                    error=message, username=username)
+            return self._sign_in_page(request, 401, username=username,
+                                      error="Nama pengguna atau kata sandi salah.")
         return inbox_web.sign_in_response(result, request.args.get("next"))
 
     @http("POST", "/inbox/keluar")
     @endpoint(NAME, "/inbox/keluar")
     def sign_out(self, request):
+        session = inbox_web.current_session(request)
+        if session is not None and not auth.check_csrf(session, _form(request).get("csrf_token")):
+            return inbox_web.page_error(self.registry.current(), session, 403, "Akses ditolak",
+                                        "Formulir kedaluwarsa. Muat ulang halaman lalu coba lagi.")
         return inbox_web.sign_out_response()
 
     @http("GET", "/inbox")
@@ -161,14 +206,34 @@ class RoutingService:
         user, response = self._page_user(request)
         if response:
             return response
-        status = request.args.get("status") or None
-        if status not in (None, *lifecycle.ACTIVE, "closed"):
-            status = None
+        status = _status_arg(request)
         page = _int(request.args.get("halaman"), 1)
         with self.db.session() as session:
             listing = casework.inbox(session, inbox_web.actor_of(user), status=status, page=page)
         return inbox_web.render("inbox.html", self.registry.current(), user, page=listing,
-                                status=status or "", flash=_flash(request))
+                                status_filter=status or "", flash=_flash(request))
+
+    @http("GET", "/inbox/ekspor.csv")
+    @endpoint(NAME, "/inbox/ekspor.csv")
+    def inbox_export_page(self, request):
+        user, response = self._page_user(request)
+        if response:
+            return response
+        status = _status_arg(request)
+        return self._export(user, status)
+
+    def _export(self, user, status, unit=None):
+        """The list this person sees (same filter as the inbox, every page) as a CSV file."""
+        with self.db.session() as session:
+            rows = casework.export(session, inbox_web.actor_of(user), status=status, unit=unit)
+        registry = self.registry.current()
+        body = exports.to_csv(rows, user.role,
+                              lambda code: registry[code].name if code in registry else code)
+        INBOX_EXPORTS.labels(user.role).inc()
+        name = exports.filename(user.unit_code, utcnow())
+        return Response(body, content_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     @http("GET", "/inbox/pengaduan/<string:complaint_id>")
     @endpoint(NAME, "/inbox/pengaduan")
@@ -181,6 +246,8 @@ class RoutingService:
         try:
             with self.db.session() as session:
                 row, timeline = casework.detail(session, actor, complaint_id)
+                files = attachments.for_page(session, self.evidence, user,
+                                             row["complaint_id"])
         except casework.NotFound:
             return inbox_web.not_found_page(registry, user)
         actions = lifecycle.available_actions(user.role, user.unit_code, row["unit_code"],
@@ -188,10 +255,19 @@ class RoutingService:
         targets = [u for u in sorted(registry.units(), key=lambda u: (u.type != "desk", u.name))
                    if (u.accepting or u.type == "desk") and u.code != row["unit_code"]]
         return inbox_web.render(
-            "detail.html", registry, user, status=status, c=row, timeline=timeline,
+            "detail.html", registry, user, status=status, c=row, timeline=timeline, files=files,
             actions=actions, targets=targets, error=error, flash=_flash(request),
             read_only=not lifecycle.can_act(user.role, user.unit_code, row["unit_code"]),
         )
+
+    @http("GET", "/inbox/lampiran/<string:complaint_id>/<string:sha256>")
+    @endpoint(NAME, "/inbox/lampiran")
+    def attachment_file(self, request, complaint_id, sha256):
+        """An evidence file (or its thumbnail): authorised per request, 404 for anyone else."""
+        with self.db.session() as session:
+            return attachments.serve(session, self.evidence, inbox_web.current_session(request),
+                                     complaint_id, sha256, request.args.get("k"),
+                                     small=request.args.get("ukuran") == "kecil")
 
     @http("POST", "/inbox/pengaduan/<string:complaint_id>/tindakan")
     @endpoint(NAME, "/inbox/pengaduan/tindakan")
@@ -284,12 +360,15 @@ class RoutingService:
         body = read_json(request)
         if not isinstance(body, dict):
             raise HttpError(400, "invalid_body", "Data harus berupa objek JSON.")
-        result = self._authenticate(str(body.get("username", ""))[:64],
-                                    str(body.get("password", ""))[:256])
+        refusal = self.login_guard.check(request)
+        if refusal is None:
+            result = self._authenticate(str(body.get("username", ""))[:64],
+                                        str(body.get("password", ""))[:256])
+            refusal = self.login_guard.record(request, result)
+        if refusal is not None:
+            raise HttpError(429, "too_many_attempts", refusal.message, headers=refusal.headers)
         if not result["ok"]:
-            raise HttpError(401, "invalid_credentials" if result["reason"] == "invalid"
-                            else "account_locked", "Nama pengguna atau kata sandi salah."
-                            if result["reason"] == "invalid" else "Akun terkunci sementara.")
+            raise HttpError(401, "invalid_credentials", "Nama pengguna atau kata sandi salah.")
         session, token = auth.issue_session(result["username"], result["role"],
                                             result["unit_code"], result["display_name"])
         response = json_response({"username": session.username, "role": session.role,
@@ -315,6 +394,15 @@ class RoutingService:
             "page_size": listing["page_size"],
             "items": [inbox_web.complaint_json(r, registry, actor) for r in listing["items"]],
         })
+
+    @http("GET", "/api/v1/inbox/export.csv")
+    @endpoint(NAME, "/api/v1/inbox/export.csv")
+    def api_inbox_export(self, request):
+        user = inbox_web.require_api_session(request)
+        status = request.args.get("status") or None
+        if status is not None and status not in (*lifecycle.ACTIVE, "closed"):
+            raise HttpError(400, "invalid_status", "Status tidak dikenal.")
+        return self._export(user, status, unit=request.args.get("unit") or None)
 
     @http("GET", "/api/v1/inbox/complaints/<string:complaint_id>")
     @endpoint(NAME, "/api/v1/inbox/complaints")
@@ -413,6 +501,12 @@ class RoutingService:
         except Exception as exc:  # metrics must answer even when the database does not
             log.warning("could not count open complaints: %s", exc)
         return metrics_response()
+
+
+def _status_arg(request) -> str | None:
+    """The inbox's `?status=` filter: a known status, or None (everything) for anything else."""
+    status = request.args.get("status") or None
+    return status if status in (*lifecycle.ACTIVE, "closed") else None
 
 
 def _int(value, default=None):

@@ -13,6 +13,10 @@ _code = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _kecamatan = validate.Regexp(r"^\d{2}\.\d{2}\.\d{2}$")
 _desa = validate.Regexp(r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")
 _stage = validate.OneOf(("off", "shadow", "pilot", "live"))
+ATTACHMENT_MEDIA_TYPES = (
+    "image/jpeg", "image/png", "image/webp", "application/pdf", "audio/ogg", "audio/mpeg",
+    "audio/mp4", "audio/aac", "audio/amr", "video/mp4",
+)
 
 
 class ComplaintReceivedV1(Schema):
@@ -34,6 +38,33 @@ class ComplaintReceivedV1(Schema):
         fields.String(validate=validate.OneOf(CONTACT_KINDS)), load_default=list
     )
     received_at = fields.AwareDateTime(required=True)
+
+
+class AttachmentRef(Schema):
+    """A reference to a stored evidence file (shared/storage.py): never the bytes."""
+
+    sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    size = fields.Integer(required=True, strict=True, validate=validate.Range(1, 64 * 1024 * 1024))
+    media_type = fields.String(required=True, validate=validate.OneOf(ATTACHMENT_MEDIA_TYPES))
+    name = fields.String(required=True, validate=validate.Length(1, 120))
+
+
+class ComplaintReceivedV2(ComplaintReceivedV1):
+    """v2: plus the evidence attachments stored with the complaint (references only)."""
+
+    attachments = fields.List(fields.Nested(AttachmentRef), load_default=list,
+                              validate=validate.Length(0, 5))
+
+
+class ComplaintAttachmentAddedV1(Schema):
+    """intake -> routing: evidence arrived later for a complaint (a WhatsApp photo, voice note,
+    document or video from the complainant's number); one event per file."""
+
+    complaint_id = _uuid(required=True)
+    tracking_code = fields.String(required=True, validate=validate.Length(4, 32))
+    channel = fields.String(required=True, validate=validate.OneOf(tuple(CHANNELS)))
+    attachment = fields.Nested(AttachmentRef, required=True)
+    at = fields.AwareDateTime(required=True)
 
 
 class ComplaintRoutedV1(Schema):
@@ -240,6 +271,8 @@ class ComplaintSubmittedV1(Schema):
 # (event_type, version) -> schema. Add a new version here with an upcaster in envelope.py.
 SCHEMAS: dict[tuple[str, int], type[Schema]] = {
     ("complaint_received", 1): ComplaintReceivedV1,
+    ("complaint_received", 2): ComplaintReceivedV2,
+    ("complaint_attachment_added", 1): ComplaintAttachmentAddedV1,
     ("complaint_routed", 1): ComplaintRoutedV1,
     ("notification_sent", 1): NotificationSentV1,
     ("notification_failed", 1): NotificationFailedV1,
@@ -262,6 +295,7 @@ SCHEMAS: dict[tuple[str, int], type[Schema]] = {
 # Which service publishes each event type; the exchange is "<producer>.events".
 PRODUCERS: dict[str, str] = {
     "complaint_received": "intake",
+    "complaint_attachment_added": "intake",
     "complaint_routed": "routing",
     "notification_sent": "notification",
     "notification_failed": "notification",

@@ -30,7 +30,14 @@ def var_dir(tmp_path) -> Path:
 @pytest.fixture
 def service_env(amqp_uri, pg_urls, var_dir) -> dict[str, str]:
     """The services' environment: private vhost, one fresh database each, private var dir."""
-    env = {"AMQP_URI": amqp_uri, "DUMAS_VAR_DIR": str(var_dir)}
+    env = {
+        "AMQP_URI": amqp_uri,
+        "DUMAS_VAR_DIR": str(var_dir),
+        # The driver polls tracking pages from one address far faster than a citizen would;
+        # the lookup limits themselves are proven in tests/security/test_throttling.py.
+        "RATE_LIMIT_LOOKUP": "100000/100000",
+        "TRACKING_MISSES_PER_IP": "100000/60",
+    }
     env.update({f"{service.upper()}_DATABASE_URL": url for service, url in pg_urls.items()})
     return env
 

@@ -16,6 +16,10 @@ CAUSE_ID = "0d9b3c1e-6a2f-4f7e-8b5d-1c2e3f4a5b6c"
 AT = datetime(2025, 3, 3, 8, 15, 30, tzinfo=WIB)
 
 
+ATTACHMENT = {"sha256": "ab" * 32, "size": 48213, "media_type": "image/jpeg",
+              "name": "atap bocor.jpg"}
+
+
 def sample_data(event_type: str) -> dict:
     """Valid data for each event type, every field given (so nothing is filled by defaults)."""
     samples = {
@@ -32,6 +36,7 @@ def sample_data(event_type: str) -> dict:
             "confidentiality": "confidential",
             "contact_channels": ["email", "phone"],
             "received_at": AT,
+            "attachments": [ATTACHMENT],
         },
         "complaint_routed": {
             "complaint_id": COMPLAINT_ID,
@@ -102,6 +107,9 @@ def sample_data(event_type: str) -> dict:
                               "channel": "whatsapp", "text": "Foto menyusul", "at": AT},
         complaint_rated={"complaint_id": COMPLAINT_ID, "tracking_code": "DMS-7KQ4-MX9T-2BH3",
                          "rating": 4, "comment": "Cepat", "at": AT},
+        complaint_attachment_added={"complaint_id": COMPLAINT_ID,
+                                    "tracking_code": "DMS-7KQ4-MX9T-2BH3", "channel": "whatsapp",
+                                    "attachment": ATTACHMENT, "at": AT},
         complaint_reopened={"complaint_id": COMPLAINT_ID, "tracking_code": "DMS-7KQ4-MX9T-2BH3",
                             "reason": "Belum selesai", "at": AT},
         complaint_submitted={"message_id": "rd-000123", "channel": "rumah_digital",
@@ -216,9 +224,9 @@ def test_an_envelope_field_of_the_wrong_type_is_invalid(field, value):
     assert reason_for(body) == "invalid_envelope"
 
 
-@pytest.mark.parametrize("version", [2, 99])
+@pytest.mark.parametrize("version", [3, 99])
 def test_a_version_without_a_schema_is_unknown(version):
-    body = envelope()
+    body = envelope()  # complaint_received: v1 and v2 exist
     body["version"] = version
 
     assert reason_for(body) == "unknown_version"
@@ -307,3 +315,13 @@ def test_build_event_refuses_data_missing_a_required_field(event_type):
 
     with pytest.raises(ValueError, match=required):
         build_event(event_type, data, correlation_id=COMPLAINT_ID)
+
+
+def test_a_complaint_received_v1_still_in_a_queue_is_upcast_with_no_attachments():
+    data = {k: v for k, v in envelope("complaint_received")["data"].items()
+            if k != "attachments"}
+    v1 = {**envelope("complaint_received"), "version": 1, "data": data}
+
+    event = load_event(json.dumps(v1))
+
+    assert (event.version, event.data["attachments"]) == (2, [])

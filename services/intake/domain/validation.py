@@ -167,11 +167,21 @@ class _StrictSchema(Schema):
         cleaned = {}
         for key, value in data.items():
             if isinstance(value, str):
-                value = value.strip()
+                value = storable_text(value).strip()
             if value is None or value == "":
                 continue
             cleaned[key] = value
         return cleaned
+
+
+def storable_text(text: str) -> str:
+    """Text PostgreSQL can store: NUL characters dropped, lone surrogates (possible in JSON's
+    \\ud800 escapes) replaced by '?'. Neither can be shown to a person anyway."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 class ComplainantSchema(_StrictSchema):
