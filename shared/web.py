@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from functools import wraps
+from html import escape as html_escape
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Request, Response
@@ -182,15 +183,15 @@ def endpoint(service: str, route: str):
             except (OperationalError, InterfaceError) as exc:
                 # Database unreachable or restarting: nothing was committed; ask to retry.
                 log.warning("database unavailable in %s %s: %s", service, route, exc)
-                response = error_response(
-                    503, "service_unavailable",
+                response = _failure_response(
+                    request, 503, "service_unavailable",
                     "Layanan sedang tidak tersedia sementara. Silakan coba lagi sebentar lagi.",
                     headers={"Retry-After": "5"},
                 )
             except Exception:
                 log.exception("unexpected error in %s %s", service, route)
-                response = error_response(
-                    500, "internal_error",
+                response = _failure_response(
+                    request, 500, "internal_error",
                     "Terjadi kesalahan pada sistem. Silakan coba lagi beberapa saat lagi.",
                 )
             secure_cookies_behind_tls(request, response)
@@ -201,6 +202,35 @@ def endpoint(service: str, route: str):
         return wrapper
 
     return decorate
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a page (not an API client): answer failures with a page."""
+    if request.path.startswith("/api/"):
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html"
+
+
+FAILURE_PAGE = """<!doctype html>
+<html lang="id"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title></head>
+<body><main><h1>{title}</h1><p>{message}</p>
+<p>Muat ulang halaman ini sebentar lagi. Isian formulir yang belum terkirim masih ada di
+halaman sebelumnya.</p>
+<p>Kode: {code}</p></main></body></html>
+"""
+
+
+def _failure_response(request, status, code, message, headers=None) -> Response:
+    """503/500 as JSON for API clients, as a short Indonesian page for browsers (the form
+    they filled is still in their browser: going back and sending again is safe)."""
+    if not wants_page(request):
+        return error_response(status, code, message, headers=headers)
+    title = "Layanan sedang tidak tersedia" if status == 503 else "Terjadi kesalahan"
+    page = FAILURE_PAGE.format(title=title, message=html_escape(message), code=code)
+    return html_response(page, status=status, headers=headers)
 
 
 def metrics_response() -> Response:
