@@ -73,3 +73,12 @@ clean: ## Stop services started by `make up`, remove var/ and caches
 	@if [ -x $(PY) ]; then $(PY) -m services.supervisor down; fi
 	rm -rf var .pytest_cache .ruff_cache build *.egg-info test-artifacts
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+.PHONY: chaos
+# Faults under load (docs/reliability.md, "make chaos"): every service SIGKILLed twice, RabbitMQ
+# stopped once (rabbitmqctl stop_app: every user of the broker notices; --broker-outage proxy
+# touches only this run), this run's databases made unavailable once (--db-outage restart: a
+# real pg_ctlcluster restart). CHAOS_ARGS e.g. "--duration 600 --seed 42 --rate 5", "--short".
+CHAOS_ARGS ?=
+chaos: venv ## Complaints under SIGKILLs, broker and database outages; lost/duplicated table
+	timeout --signal=TERM --kill-after=60 1800 $(PY) -m tests.chaos.run $(CHAOS_ARGS)
