@@ -4,6 +4,8 @@
     dumas posters --unit CODE="Name" [--location SLUG="Name"]   printable QR posters (A4)
     dumas dlq list|show|requeue   inspect and re-queue parked (dead-lettered) messages
     dumas deliveries list|show|retry   notifications that failed for good, sent again
+    dumas intake prune [--dry-run]   delete idempotency records and media downloads past
+                                  their retention window (what intake's hourly sweep does)
     dumas reporting rebuild       replay every stored event into reporting's read model
     dumas reporting monthly --month 2026-11 --out FILE.pdf   "Laporan Bulanan Dumas"
     dumas reporting bench [--generate N]   time the statistics query (cold, p50, p95)
@@ -94,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     p_sim.add_argument("--stage", action="append", default=[], metavar="UNIT=STAGE",
                        help="a proposed stage (repeatable)")
 
+    p_intake = sub.add_parser("intake", help="intake housekeeping")
+    intake_sub = p_intake.add_subparsers(dest="action", required=True)
+    p_prune = intake_sub.add_parser(
+        "prune", help="delete idempotency records and media downloads past their retention "
+        "window (windows from the same environment variables as the service)")
+    p_prune.add_argument("--dry-run", action="store_true",
+                         help="only count what would be deleted")
+
     p_rep = sub.add_parser("reporting", help="reporting read model and monthly recap")
     rep = p_rep.add_subparsers(dest="action", required=True)
     rep.add_parser("rebuild", help="rebuild the projections from the stored events")
@@ -119,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         return account_command(args)
     elif args.command == "units":
         return units_command(args)
+    elif args.command == "intake":
+        return intake_command(args)
     elif args.command == "reporting":
         return reporting_command(args)
     elif args.command == "deliveries":
@@ -151,6 +163,25 @@ def delivery_command(args) -> int:
         moved = commands.retry_deliveries(url, None if args.all else args.delivery_ids)
         print(f"{moved} delivery(ies) set back to pending; the notification service sends "
               "them within seconds")
+    return 0
+
+
+def intake_command(args) -> int:
+    import os
+
+    from services.intake import retention
+
+    try:
+        windows = retention.windows_from(os.environ)
+    except retention.RetentionConfigError as exc:
+        print(f"dumas intake prune: {exc}", file=sys.stderr)
+        return 2
+    outcome = retention.prune(config.database_url("intake"), windows, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for table, name, window, n in outcome.rows:
+        print(f"{table:<16} {name:<9} older than {retention.describe(window):<10} {verb} {n}")
+    print(f"total: {verb} {outcome.total}" + (" (dry run: nothing deleted)"
+                                              if args.dry_run else ""))
     return 0
 
 

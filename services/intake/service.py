@@ -18,7 +18,7 @@ from nameko.timer import Timer
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Response
 
-from services.intake import attachments, handlers, pages
+from services.intake import attachments, handlers, pages, retention
 from services.intake.channels import TEMPLATES, Channels
 from services.intake.db import metadata
 from services.intake.domain import open311, qrtoken, whatsapp
@@ -782,6 +782,17 @@ class IntakeService:
     def sweep_attachments(self):
         """Delete stored files no complaint refers to (an upload whose complaint failed)."""
         attachments.sweep(self.db.unit_of_work, self.channels.blobs)
+
+    @config_timer("RETENTION_SWEEP_SECONDS", 3600)
+    def prune_retention(self):
+        """Delete idempotency records and finished media downloads past their retention window
+        (services/intake/retention.py; the same as `dumas intake prune`)."""
+        try:
+            retention.sweep(self.db.unit_of_work, retention.windows_from(self.config))
+        except retention.RetentionConfigError as exc:
+            log.error("retention sweep refused, nothing deleted: %s", exc)
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("retention sweep skipped, database unavailable: %s", exc)
 
     # -- Open311 GeoReport v2 -------------------------------------------------------------
 
