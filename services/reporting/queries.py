@@ -14,6 +14,8 @@ STAFF_ROLES = frozenset({"desk_admin", "auditor", "unit_head"})
 # Roles that may download the monthly recap of all units.
 RECAP_ROLES = frozenset({"desk_admin", "auditor"})
 MAX_PERIOD_DAYS = 366 * 5
+# Dates a statistics request may name (the service started in 2026).
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 
 _UNIT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _KECAMATAN = re.compile(r"^\d{2}\.\d{2}\.\d{2}$")
@@ -33,11 +35,15 @@ def _date(args, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise HttpError(400, "invalid_date",
                         f"Tanggal '{name}' harus berformat TTTT-BB-HH, misalnya 2026-11-01.",
                         ) from None
+    if not FIRST_DAY <= day <= LAST_DAY:  # far dates overflow the calendar arithmetic
+        raise HttpError(400, "invalid_date", f"Tanggal '{name}' harus antara "
+                        f"{FIRST_DAY.isoformat()} dan {LAST_DAY.isoformat()}.")
+    return day
 
 
 def parse(args) -> StatsQuery:

@@ -7,6 +7,7 @@ from datetime import date
 from urllib.parse import urlencode
 
 import eventlet
+from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Response
@@ -14,6 +15,8 @@ from werkzeug.wrappers import Response
 from services.reporting import exports, handlers, pages, queries
 from services.reporting.db import metadata
 from services.reporting.metrics import EXPORTS, SIGN_INS, STATS_PLANS, STATS_QUERY_SECONDS
+from services.reporting.openapi import DOCUMENT_PATH
+from services.reporting.openapi import build_spec as build_openapi
 from shared import deadletters
 from shared.auth import (
     SESSION_COOKIE,
@@ -90,6 +93,7 @@ class ReportingService:
     routing = RpcProxy("routing")
     dead_letters = DeadLetterDepths()
     login_guard = LoginGuard(NAME)
+    config = Config()
 
     # Every event, one consumer queue each (reporting.<event_type>).
     on_complaint_received = _consumer("intake", "complaint_received")
@@ -134,6 +138,12 @@ class ReportingService:
             return json_response(queries.public_view(self._stats(queries.public(query), "api")))
         queries.require_staff(session)
         return json_response(self._stats(queries.scoped(query, session), "api"))
+
+    @http("GET", "/api/openapi/reporting.json")
+    @endpoint(NAME, DOCUMENT_PATH)
+    def openapi(self, request):
+        return json_response(build_openapi(self.config.get("PUBLIC_BASE_URL", "/").rstrip("/")
+                                           or "/"))
 
     # -- pages ------------------------------------------------------------------------------
     @http("GET", "/")

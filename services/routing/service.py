@@ -4,6 +4,7 @@ unit inbox (pages and JSON API); run the SLA clock; change rollout stages."""
 import logging
 import secrets
 
+from nameko.dependency_providers import Config
 from werkzeug.wrappers import Response
 
 from services.routing import (
@@ -29,6 +30,8 @@ from services.routing.metrics import (
     SLA_WARNINGS,
     STAGE_CHANGES,
 )
+from services.routing.openapi import DOCUMENT_PATH
+from services.routing.openapi import build_spec as build_openapi
 from services.routing.registry_cache import RegistryCache
 from services.routing.timers import config_timer
 from shared import auth
@@ -47,15 +50,18 @@ from shared.web import (
 
 NAME = "routing"
 MAX_FORM_BYTES = 64 * 1024
+MAX_PAGE = 100_000  # inbox pages beyond it are empty anyway; bigger offsets overflow the DB
 # Double-submit token of the sign-in form (there is no session to derive one from yet).
 LOGIN_COOKIE = "dumas_inbox_login"
 log = logging.getLogger(__name__)
 
 
 def _form(request) -> dict:
+    """The posted form's fields, NUL characters dropped (PostgreSQL cannot store or compare
+    them; a person never types one)."""
     request.max_content_length = MAX_FORM_BYTES
     request.max_form_memory_size = MAX_FORM_BYTES
-    return request.form
+    return {name: value.replace("\x00", "") for name, value in request.form.items()}
 
 
 class RoutingService:
@@ -66,6 +72,7 @@ class RoutingService:
     broker = Health()
     evidence = attachments.AttachmentStore()
     login_guard = LoginGuard(NAME)
+    config = Config()
 
     # -- events ------------------------------------------------------------------------------
     @event_consumer("intake", "complaint_received")
@@ -207,7 +214,7 @@ class RoutingService:
         if response:
             return response
         status = _status_arg(request)
-        page = _int(request.args.get("halaman"), 1)
+        page = min(max(_int(request.args.get("halaman"), 1), 1), MAX_PAGE)
         with self.db.session() as session:
             listing = casework.inbox(session, inbox_web.actor_of(user), status=status, page=page)
         return inbox_web.render("inbox.html", self.registry.current(), user, page=listing,
@@ -357,7 +364,7 @@ class RoutingService:
     @http("POST", "/api/v1/session")
     @endpoint(NAME, "/api/v1/session")
     def api_sign_in(self, request):
-        body = read_json(request)
+        body = _no_nul(read_json(request))
         if not isinstance(body, dict):
             raise HttpError(400, "invalid_body", "Data harus berupa objek JSON.")
         refusal = self.login_guard.check(request)
@@ -380,6 +387,7 @@ class RoutingService:
     @endpoint(NAME, "/api/v1/inbox")
     def api_inbox(self, request):
         user = inbox_web.require_api_session(request)
+        _no_nul(request.args.to_dict())
         actor = inbox_web.actor_of(user)
         status = request.args.get("status") or None
         if status is not None and status not in (*lifecycle.ACTIVE, "closed"):
@@ -387,7 +395,8 @@ class RoutingService:
         with self.db.session() as session:
             listing = casework.inbox(session, actor, status=status,
                                      unit=request.args.get("unit") or None,
-                                     page=_int(request.args.get("page"), 1))
+                                     page=min(max(_int(request.args.get("page"), 1), 1),
+                                              MAX_PAGE))
         registry = self.registry.current()
         return json_response({
             "total": listing["total"], "page": listing["page"],
@@ -399,6 +408,7 @@ class RoutingService:
     @endpoint(NAME, "/api/v1/inbox/export.csv")
     def api_inbox_export(self, request):
         user = inbox_web.require_api_session(request)
+        _no_nul(request.args.to_dict())
         status = request.args.get("status") or None
         if status is not None and status not in (*lifecycle.ACTIVE, "closed"):
             raise HttpError(400, "invalid_status", "Status tidak dikenal.")
@@ -421,7 +431,7 @@ class RoutingService:
     @endpoint(NAME, "/api/v1/inbox/complaints/actions")
     def api_action(self, request, complaint_id):
         user = inbox_web.require_api_session(request, write=True)
-        body = read_json(request)
+        body = _no_nul(read_json(request))
         if not isinstance(body, dict) or not isinstance(body.get("action"), str):
             raise HttpError(400, "invalid_body", "Sertakan \"action\" (teks) dalam objek JSON.")
         text = body.get("text")
@@ -444,8 +454,8 @@ class RoutingService:
             raise HttpError(403, "forbidden", "Jejak audit hanya untuk Admin Meja Dumas dan "
                             "Auditor.")
         with self.db.session() as session:
-            entries = casework.audit_trail(session, limit=min(_int(request.args.get("limit"),
-                                                                   200), 1000),
+            entries = casework.audit_trail(session, limit=min(max(_int(request.args.get("limit"),
+                                                                       200), 1), 1000),
                                            before_id=_int(request.args.get("before")))
         return json_response({"entries": entries})
 
@@ -455,7 +465,7 @@ class RoutingService:
         user = inbox_web.require_api_session(request, write=True)
         if user.role != "desk_admin":
             raise HttpError(403, "forbidden", "Hanya Admin Meja Dumas yang dapat mengubah tahap.")
-        body = read_json(request)
+        body = _no_nul(read_json(request))
         if not isinstance(body, dict) or not isinstance(body.get("stage"), str):
             raise HttpError(400, "invalid_body", "Sertakan \"stage\" dalam objek JSON.")
         try:
@@ -464,6 +474,12 @@ class RoutingService:
         except rollout.StageError as exc:
             raise inbox_web.to_http_error(exc) from None
         return json_response(result)
+
+    @http("GET", "/api/openapi/routing.json")
+    @endpoint(NAME, DOCUMENT_PATH)
+    def openapi(self, request):
+        return json_response(build_openapi(self.config.get("PUBLIC_BASE_URL", "/").rstrip("/")
+                                           or "/"))
 
     # -- registry, health, metrics -----------------------------------------------------------
     @http("GET", "/api/v1/units")
@@ -507,6 +523,21 @@ def _status_arg(request) -> str | None:
     """The inbox's `?status=` filter: a known status, or None (everything) for anything else."""
     status = request.args.get("status") or None
     return status if status in (*lifecycle.ACTIVE, "closed") else None
+
+
+def _no_nul(data):
+    """The API's input, refused (400) if any text in it holds a NUL character, which
+    PostgreSQL cannot store or compare (it would otherwise end as a 500)."""
+    def has_nul(value) -> bool:
+        if isinstance(value, str):
+            return "\x00" in value
+        if isinstance(value, dict):
+            return any(has_nul(k) or has_nul(v) for k, v in value.items())
+        return isinstance(value, list) and any(has_nul(v) for v in value)
+
+    if has_nul(data):
+        raise HttpError(400, "invalid_characters", "Data mengandung karakter yang tidak sah.")
+    return data
 
 
 def _int(value, default=None):
