@@ -60,12 +60,9 @@ def leaks(text: str, where: str) -> list[str]:
 
 
 @pytest.fixture
-def service_env(amqp_uri, pg_urls, var_dir):
+def service_env(service_env):
     """The e2e environment (conftest.py), plus the secrets this test looks for."""
-    env = {"AMQP_URI": amqp_uri, "DUMAS_VAR_DIR": str(var_dir),
-           "DUMAS_SESSION_SECRET": SESSION_SECRET, "INTAKE_DATA_KEY": DATA_KEY}
-    env.update({f"{service.upper()}_DATABASE_URL": url for service, url in pg_urls.items()})
-    return env
+    return {**service_env, "DUMAS_SESSION_SECRET": SESSION_SECRET, "INTAKE_DATA_KEY": DATA_KEY}
 
 
 @pytest.fixture
