@@ -28,6 +28,7 @@ SUBSCRIPTIONS: tuple[tuple[str, str, str], ...] = (
     ("routing", "intake", "complaint_info_added"),
     ("routing", "intake", "complaint_rated"),
     ("routing", "intake", "complaint_reopened"),
+    ("routing", "intake", "complaint_attachment_added"),
     ("reporting", "intake", "complaint_received"),
     ("intake", "routing", "complaint_routed"),
     ("intake", "routing", "complaint_acknowledged"),

@@ -13,15 +13,44 @@ import time
 from datetime import UTC, datetime
 
 from amqp.exceptions import MessageNacked
-from kombu import Connection, Exchange, Producer
+from kombu import Connection, Exchange, Producer, Queue
 from sqlalchemy import Engine, Table, func, select, text, update
 
 from shared import metrics
+from shared.messaging import (
+    SUBSCRIPTIONS,
+    consumer_queue_name,
+    events_exchange,
+    queue_type_arguments,
+)
 
 log = logging.getLogger(__name__)
 
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 
+
+
+def declare_subscriber_queues(channel, exchange_name: str) -> None:
+    """Declare (idempotently) every consumer queue subscribed to `exchange_name` in
+    shared.messaging.SUBSCRIPTIONS, bound as its consumer binds it.
+
+    A consumer declares its own queue when it starts; until then the broker would drop an event
+    published to the exchange as unroutable. Declaring the subscribers' queues here first means
+    an event published before a consumer service has started (or while it is still connecting)
+    waits in its queue instead of being lost. Only the main queue is declared, with exactly the
+    arguments its consumer uses; its retry and parking queues are the consumer's own business.
+    """
+    for consumer, producer, event_type in SUBSCRIPTIONS:
+        exchange = events_exchange(producer)
+        if exchange.name != exchange_name:
+            continue
+        Queue(
+            consumer_queue_name(consumer, event_type),
+            exchange=exchange,
+            routing_key=event_type,
+            durable=True,
+            queue_arguments=queue_type_arguments() or None,
+        )(channel).declare()
 
 class OutboxRelay:
     def __init__(
@@ -137,6 +166,7 @@ class OutboxRelay:
         for row in rows:
             if row.exchange not in self._declared:
                 Exchange(row.exchange, type="topic", durable=True)(producer.channel).declare()
+                declare_subscriber_queues(producer.channel, row.exchange)
                 self._declared.add(row.exchange)
             producer.publish(
                 row.body,

@@ -71,3 +71,19 @@ def test_two_relays_on_postgresql_never_publish_the_same_event(pg_urls, amqp_uri
     assert sum(counts) == 400
     assert all(c > 0 for c in counts), "both relays took part"
     assert sorted(published) == sorted(ids)
+
+
+def test_an_event_published_before_its_consumers_started_waits_in_their_queues(
+    store, amqp_uri
+):
+    # No service has declared anything on this vhost yet: without the relay declaring the
+    # subscribers' queues, the broker would drop these events as unroutable.
+    engine, table, _ = store
+    ids = stage(store, 2)
+    relay = OutboxRelay(engine, table, amqp_uri, "intake")
+    assert relay.publish_batch() == 2
+    relay.stop()
+    relay._close()
+    for queue in ("routing.complaint_received", "reporting.complaint_received"):
+        waiting = amqp.get_all(amqp_uri, queue)
+        assert sorted(body["event_id"] for body, _ in waiting) == sorted(ids), queue
