@@ -9,6 +9,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
 from services.intake.domain.validation import ComplaintSubmissionSchema
+from shared.openapi import RETRY_AFTER, Health, add_common_paths, errors
 
 
 class ErrorDetail(Schema):
@@ -65,11 +66,6 @@ class Category(Schema):
 
 class Categories(Schema):
     categories = fields.List(fields.Nested(Category), required=True)
-
-
-class Health(Schema):
-    status = fields.String(required=True, metadata={"enum": ["ok", "unavailable"]})
-    checks = fields.Dict(keys=fields.String(), values=fields.Boolean(), required=True)
 
 
 class WebhookAnswer(Schema):
@@ -131,20 +127,11 @@ _DESCRIPTIONS = {
     "429": "rate limit; see the Retry-After header (`rate_limited`)",
     "503": "database unavailable for a moment (`service_unavailable`); see Retry-After",
 }
-_RETRY_AFTER = {"Retry-After": {
-    "description": "whole seconds to wait before trying again",
-    "required": True, "schema": {"type": "integer", "minimum": 1}}}
 _NO_CODE = {"type": "string", "maxLength": 64}
 
 
 def _errors(*codes):
-    content = {"application/json": {"schema": "Error"}}
-    out = {}
-    for code in codes:
-        out[code] = {"description": _DESCRIPTIONS[code], "content": content}
-        if code in ("429", "503"):
-            out[code]["headers"] = _RETRY_AFTER
-    return out
+    return errors(_DESCRIPTIONS, *codes)
 
 
 _OPEN311_ERRORS = {"type": "array", "items": {"$ref": "#/components/schemas/Open311Error"}}
@@ -219,14 +206,6 @@ def build_spec(base_url: str) -> dict:
         }},
     )
     spec.path(
-        path="/api/openapi.json",
-        operations={"get": {
-            "summary": "This document",
-            "responses": {"200": {"description": "OpenAPI 3 document", "content": {
-                "application/json": {"schema": {"type": "object"}}}}},
-        }},
-    )
-    spec.path(
         path="/open311/v2/services.json",
         operations={"get": {
             "summary": "Open311 GeoReport v2: service list (our categories)",
@@ -260,7 +239,7 @@ def build_spec(base_url: str) -> dict:
                                 "schema": {"type": "array", "items": "Open311Created"}}}},
                     "400": {"description": "invalid or unknown fields", **open311_error},
                     "413": {"description": "body over 64 KiB", **open311_error},
-                    "429": {"description": "rate limit", "headers": _RETRY_AFTER,
+                    "429": {"description": "rate limit", "headers": RETRY_AFTER,
                             **open311_error},
                     **_errors("503"),
                 },
@@ -329,24 +308,5 @@ def build_spec(base_url: str) -> dict:
             },
         },
     )
-    spec.path(
-        path="/health",
-        operations={"get": {
-            "summary": "Readiness: database and broker",
-            "responses": {
-                "200": {"description": "ready", "content": {
-                    "application/json": {"schema": "Health"}}},
-                "503": {"description": "not ready", "content": {
-                    "application/json": {"schema": "Health"}}},
-            },
-        }},
-    )
-    spec.path(
-        path="/metrics",
-        operations={"get": {
-            "summary": "Prometheus metrics",
-            "responses": {"200": {"description": "text exposition format", "content": {
-                "text/plain": {"schema": {"type": "string"}}}}},
-        }},
-    )
+    add_common_paths(spec, "/api/openapi.json")
     return spec.to_dict()

@@ -668,80 +668,74 @@ class IntakeService:
                 return "duplicate_delivery"
         if isinstance(item, whatsapp.InboundMedia):
             return self._whatsapp_media(item, key)
-        try:
-            phone = normalize_phone(item.sender)
-        except InvalidPhoneNumber:
-            handlers.remember_outcome(uow, "whatsapp", key, 422, {"outcome": "invalid_sender"})
+        phone = self._whatsapp_sender(item, key)
+        if phone is None:
             return "invalid"
-        # Over the limit: 429 for the whole delivery; Meta retries it later and the items
-        # handled so far are skipped by their message ids.
-        self._limit(f"phone:{phone}", self.channels.phone_limit, "phone")
         new, text = whatsapp.wants_new_complaint(item.text)
-        if not new:
-            contact_key = self.channels.box.fingerprint({"phone": phone})
-            with self.db.session() as session:
-                open_id = handlers.open_complaint_of(session, contact_key)
-            if open_id is not None:
-                try:
-                    handlers.add_info(uow, "", text, "whatsapp", complaint_id=open_id,
-                                      idempotent=("whatsapp", key))
-                except handlers.IdempotencyRace:
-                    return "duplicate_delivery"
-                except handlers.ActionRefused:
-                    pass  # closed meanwhile: becomes a new complaint below
-                else:
-                    return "info_added"
-        payload = {
-            "channel": "whatsapp", "category": "lainnya", "description": text[:4000],
-            "confidentiality": "public",
-            "complainant": {"name": (item.name or "")[:120] or None, "phone": phone},
-        }
-        try:
-            clean = validate_submission(payload)
-        except SubmissionInvalid as exc:
-            RECEIVED.labels("whatsapp", "invalid").inc()
-            handlers.remember_outcome(uow, "whatsapp", key, 422,
-                                      {"outcome": "invalid", "errors": exc.errors})
-            return "invalid"
-        record = handlers.IdempotencyRecord(
-            "whatsapp", key, "-",
-            lambda a: (200, {"outcome": "duplicate" if a.duplicate else "complaint",
-                             "tracking_code": a.tracking_code}),
-        )
-        try:
-            accepted = self._store(clean, idempotent=record)
-        except handlers.IdempotencyRace:
-            return "duplicate_delivery"
-        return "duplicate" if accepted.duplicate else "complaint"
+        open_id = None if new else self._open_complaint_of(phone)
+        if open_id is not None:
+            try:
+                handlers.add_info(uow, "", text, "whatsapp", complaint_id=open_id,
+                                  idempotent=("whatsapp", key))
+            except handlers.IdempotencyRace:
+                return "duplicate_delivery"
+            except handlers.ActionRefused:
+                pass  # closed meanwhile: becomes a new complaint below
+            else:
+                return "info_added"
+        return self._whatsapp_complaint(item, key, phone, text[:4000])
 
     def _whatsapp_media(self, item, key) -> str:
         """A photo, document, voice note or video: attached to the sender's open complaint, or
         the start of a new one. The file itself is downloaded by the media timer, after this
         webhook has answered (docs/attachments.md)."""
-        uow = self.db.unit_of_work
-        try:
-            phone = normalize_phone(item.sender)
-        except InvalidPhoneNumber:
-            handlers.remember_outcome(uow, "whatsapp", key, 422, {"outcome": "invalid_sender"})
+        phone = self._whatsapp_sender(item, key)
+        if phone is None:
             return "invalid"
-        self._limit(f"phone:{phone}", self.channels.phone_limit, "phone")
         new, caption = whatsapp.wants_new_complaint(item.caption or "")
         item = whatsapp.InboundMedia(item.message_id, item.sender, item.name, item.kind,
                                      item.media_id, caption, item.filename)
-        if not new:
-            contact_key = self.channels.box.fingerprint({"phone": phone})
-            with self.db.session() as session:
-                open_id = handlers.open_complaint_of(session, contact_key)
-            if open_id is not None:
-                try:
-                    if attachments.media_follow_up(uow, open_id, item, key) is not None:
-                        return "media_queued"
-                except handlers.IdempotencyRace:
-                    return "duplicate_delivery"
+        open_id = None if new else self._open_complaint_of(phone)
+        if open_id is not None:
+            try:
+                if attachments.media_follow_up(self.db.unit_of_work, open_id, item,
+                                               key) is not None:
+                    return "media_queued"
+            except handlers.IdempotencyRace:
+                return "duplicate_delivery"
+
+        def queue_download(uow_, complaint_id, now):
+            attachments.enqueue_media(uow_, item.message_id, complaint_id, item.media_id,
+                                      item.kind, item.filename, now)
+
+        return self._whatsapp_complaint(item, key, phone, attachments.description_for(item),
+                                        on_stored=queue_download)
+
+    def _whatsapp_sender(self, item, key) -> str | None:
+        """The sender's number in E.164, or None (recorded as invalid). Over the sender's rate
+        limit: 429 for the whole delivery; Meta retries it later and the items handled so far
+        are skipped by their message ids."""
+        try:
+            phone = normalize_phone(item.sender)
+        except InvalidPhoneNumber:
+            handlers.remember_outcome(self.db.unit_of_work, "whatsapp", key, 422,
+                                      {"outcome": "invalid_sender"})
+            return None
+        self._limit(f"phone:{phone}", self.channels.phone_limit, "phone")
+        return phone
+
+    def _open_complaint_of(self, phone: str) -> str | None:
+        contact_key = self.channels.box.fingerprint({"phone": phone})
+        with self.db.session() as session:
+            return handlers.open_complaint_of(session, contact_key)
+
+    def _whatsapp_complaint(self, item, key, phone, description, on_stored=None) -> str:
+        """A new complaint from a WhatsApp message, answered once per message id."""
+        uow = self.db.unit_of_work
         try:
             clean = validate_submission({
-                "channel": "whatsapp", "category": "lainnya",
-                "description": attachments.description_for(item), "confidentiality": "public",
+                "channel": "whatsapp", "category": "lainnya", "description": description,
+                "confidentiality": "public",
                 "complainant": {"name": (item.name or "")[:120] or None, "phone": phone},
             })
         except SubmissionInvalid as exc:
@@ -754,13 +748,8 @@ class IntakeService:
             lambda a: (200, {"outcome": "duplicate" if a.duplicate else "complaint",
                              "tracking_code": a.tracking_code}),
         )
-
-        def queue_download(uow_, complaint_id, now):
-            attachments.enqueue_media(uow_, item.message_id, complaint_id, item.media_id,
-                                      item.kind, item.filename, now)
-
         try:
-            accepted = self._store(clean, idempotent=record, on_stored=queue_download)
+            accepted = self._store(clean, idempotent=record, on_stored=on_stored)
         except handlers.IdempotencyRace:
             return "duplicate_delivery"
         return "duplicate" if accepted.duplicate else "complaint"
