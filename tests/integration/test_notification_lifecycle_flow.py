@@ -127,6 +127,12 @@ def test_units_hear_of_information_returns_and_deadlines_and_a_breach_reaches_he
                                              reason="Lokasi kejadian di Kabawetan."))
     wait_for(lambda: handled("complaint_returned") > returned, message="return recorded")
     amqp.publish_event(amqp_uri, routed(c, unit_code="kua-kabawetan", seq=3, summary=""))
+    # The added information goes to the unit handling the complaint when it arrives; events of
+    # different types travel on different queues, so wait until the re-routing was handled.
+    kabawetan_email = UNITS["kua-kabawetan"]["email"]
+    wait_for(lambda: any("Dialihkan" in m["subject"]
+                         for m in messages_to(outbox_dir, kabawetan_email)),
+             timeout=20, message="re-routing told to the new unit")
     amqp.publish_event(amqp_uri, info_added(c))
     wait_for(lambda: sent_count(url, c["complaint_id"]) == 5, timeout=20)
     amqp.publish_event(amqp_uri, sla("complaint_sla_warning", c))
