@@ -21,6 +21,18 @@ DEAD_LETTERED = Counter(
     "Events parked in a dead-letter queue, by reason.",
     ["service", "event_type", "reason"],
 )
+EVENT_BATCH_SIZE = Histogram(
+    "dumas_event_batch_size",
+    "Events handed to one worker of a batch consumer, by consuming service and event type "
+    "(batches smaller than the maximum mean the queue was nearly empty).",
+    ["service", "event_type"],
+    buckets=(1, 2, 5, 10, 20, 30, 50, 100, 200),
+)
+EVENT_BATCH_FALLBACKS = Counter(
+    "dumas_event_batch_fallbacks_total",
+    "Batches whose handler failed, so their events were handled again one at a time.",
+    ["service", "event_type"],
+)
 DUPLICATES_SKIPPED = Counter(
     "dumas_events_duplicate_total",
     "Redelivered events recognised by their id and skipped.",

@@ -1,5 +1,6 @@
 """nameko adapters shared by every service: the database (with its outbox relay) and a reliable
-event consumer (strict contracts, idempotency support, retries with back-off, dead letters).
+event consumer (strict contracts, idempotency support, retries with back-off, dead letters),
+one event per worker or in batches.
 
 This is the only module of `shared` that imports nameko; domain code never does.
 """
@@ -9,6 +10,7 @@ import time
 from datetime import UTC, datetime
 from functools import partial
 
+import eventlet
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu import Connection
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -373,6 +375,165 @@ class EventConsumer(Consumer):
 event_consumer = EventConsumer.decorator
 
 
+# -- batched event consumer -------------------------------------------------------------------
+
+
+class BatchQueueConsumer(ReliableQueueConsumer):
+    """The queue consumer of the batch consumers: its own connection and channel (nameko shares
+    one queue consumer per class and container), so its prefetch can let batches fill.
+
+    nameko's prefetch is the container's `max_workers` for every consumer; a batch consumer
+    needs `max_batch` messages in hand to fill a batch, plus room for the next batch to gather
+    while one is being handled. RabbitMQ applies the (non-global) prefetch to each consumer of
+    the channel, so every batch queue gets the largest prefetch its providers ask for.
+    """
+
+    @property
+    def prefetch_count(self):
+        return max([self.container.max_workers, *(p.prefetch for p in self._providers)])
+
+
+class BatchEventConsumer(EventConsumer):
+    """`@batch_event_consumer("intake", "complaint_received", max_batch=50, max_wait_ms=5)`:
+    the handler receives a LIST of loaded `Event`s and handles them together (one transaction).
+
+    Same queue, retry and dead-letter queues as `event_consumer`; malformed messages are parked
+    at once, one by one, before any batch. Loaded events gather until `max_batch` are waiting or
+    the oldest has waited `max_wait_ms`; then one worker receives them. If it returns, every
+    message of the batch is acked. If it raises, each event of the batch is handled again alone
+    (the handler receives a list of one) with exactly `event_consumer`'s semantics: retry queue
+    with the attempts header, PermanentError or the last attempt parks it with the reason, the
+    original is acked only once its copy is confirmed (the failed batch does not count as an
+    attempt). So one poison event never holds back or parks the others; handlers must be
+    idempotent for the whole batch (they are re-run on the events it did not get to commit).
+
+    nameko's consumer cannot tell cheaply that the queue has nothing more to give, so a batch
+    that is not full leaves after `max_wait_ms`: below capacity that is the latency added and
+    batches hold about one event; when the service falls behind they fill.
+
+    Messages waiting in a batch are unacknowledged: if the container stops or is killed they are
+    requeued (or, with the connection gone, redelivered by the broker).
+
+    `max_batch` and `max_wait_ms` may be overridden by the config keys EVENT_BATCH_MAX_SIZE and
+    EVENT_BATCH_MAX_WAIT_MS (benchmarks compare batch sizes with them).
+    """
+
+    queue_consumer = BatchQueueConsumer()
+
+    def __init__(self, producer: str, event_type: str, max_batch: int = 50,
+                 max_wait_ms: float = 5, prefetch: int | None = None, **kw):
+        self.max_batch = max_batch
+        self.max_wait_ms = max_wait_ms
+        self._prefetch = prefetch
+        super().__init__(producer, event_type, **kw)
+
+    def setup(self):
+        config = self.container.config
+        self.max_batch = max(1, int(config.get("EVENT_BATCH_MAX_SIZE", self.max_batch)))
+        self.max_wait = float(config.get("EVENT_BATCH_MAX_WAIT_MS", self.max_wait_ms)) / 1000
+        # Two batches' worth: one being handled, the next gathering.
+        self.prefetch = self._prefetch or 2 * self.max_batch
+        self._pending: list = []  # (event, message, started) in delivery order
+        self._timer = None
+        self._closed = False
+        super().setup()
+
+    def stop(self):
+        super().stop()  # cancels the broker consumer: nothing more is delivered
+        self._close()
+
+    def kill(self):
+        self._close()
+
+    def _close(self):
+        """Give the waiting messages back to the broker; requeue any that still arrive."""
+        self._closed = True
+        pending, self._pending = self._pending, []
+        for _, message, _ in pending:
+            self.queue_consumer.requeue_message(message)
+
+    # messages --------------------------------------------------------------------------
+    def handle_message(self, body, message):
+        started = time.perf_counter()
+        if self._closed:
+            self.queue_consumer.requeue_message(message)
+            return
+        try:
+            event = load_event(body, expected_types=(self.event_type,))
+        except MalformedEvent as exc:
+            self._park(message, exc.reason, str(exc), started)
+            return
+        self._pending.append((event, message, started))
+        if len(self._pending) >= self.max_batch:
+            self._dispatch()
+        elif self._timer is None:
+            self._timer = self.container.spawn_managed_thread(
+                self._dispatch_when_due, identifier=f"{self.queue.name}.batch_timer")
+
+    def _dispatch_when_due(self):
+        """Hand over what waits once its oldest message has waited max_wait."""
+        try:
+            while self._pending and not self._closed:
+                due = self._pending[0][2] + self.max_wait
+                now = time.perf_counter()
+                if now < due:
+                    eventlet.sleep(due - now)
+                else:
+                    self._dispatch()
+        finally:
+            self._timer = None
+
+    def _dispatch(self):
+        # No yield between taking the batch and spawning: greenthreads cannot interleave here.
+        batch = self._pending[:self.max_batch]
+        self._pending = self._pending[self.max_batch:]
+        if not batch:
+            return
+        metrics.EVENT_BATCH_SIZE.labels(self.service_name, self.event_type).observe(len(batch))
+        correlation_ids = {event.correlation_id for event, _, _ in batch}
+        context_data = {"correlation_id": correlation_ids.pop()} if len(correlation_ids) == 1 \
+            else {}
+        self._spawn(batch, context_data, partial(self._handle_batch_result, batch))
+
+    def _spawn(self, batch, context_data, handle_result):
+        try:
+            self.container.spawn_worker(
+                self, ([event for event, _, _ in batch],), {}, context_data=context_data,
+                handle_result=handle_result,
+            )
+        except Exception:  # container being killed: let the broker redeliver them
+            for _, message, _ in batch:
+                self.queue_consumer.requeue_message(message)
+
+    def _handle_batch_result(self, batch, worker_ctx, result=None, exc_info=None):
+        if exc_info is None:
+            for _, message, started in batch:
+                self._observe(started, "ok")
+                self.queue_consumer.ack_message(message)
+            return result, exc_info
+        if len(batch) == 1:
+            _, message, started = batch[0]
+            return self.handle_result(message, started, worker_ctx, result, exc_info)
+        metrics.EVENT_BATCH_FALLBACKS.labels(self.service_name, self.event_type).inc()
+        log.warning(
+            "%s.%s: batch of %d failed (%s: %s); handling its events one at a time",
+            self.service_name, self.event_type, len(batch), exc_info[0].__name__, exc_info[1],
+        )
+        # Not from this worker: its pool slot is still taken, and every slot could be held by
+        # a failed batch waiting for one.
+        self.container.spawn_managed_thread(
+            partial(self._one_at_a_time, batch), identifier=f"{self.queue.name}.batch_fallback")
+        return result, exc_info
+
+    def _one_at_a_time(self, batch):
+        for event, message, started in batch:
+            self._spawn([(event, message, started)], {"correlation_id": event.correlation_id},
+                        partial(self.handle_result, message, started))
+
+
+batch_event_consumer = BatchEventConsumer.decorator
+
+
 # -- RPC --------------------------------------------------------------------------------------
 
 
@@ -404,12 +565,14 @@ rpc = ResilientRpc.decorator
 
 
 __all__ = [
+    "BatchEventConsumer",
     "Database",
     "DatabaseAccess",
     "Event",
     "EventConsumer",
     "Health",
     "PermanentError",
+    "batch_event_consumer",
     "event_consumer",
     "rpc",
 ]

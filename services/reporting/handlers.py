@@ -1,6 +1,7 @@
 """reporting's use cases: record every event once, keep the projection and its counter tables,
 answer statistics from the counter tables."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -47,24 +48,28 @@ from shared.workdays import is_working_day, load_holidays, working_days_in
 
 def record(uow_factory, event: Event) -> bool:
     """Store the event and apply it to the projection in one transaction; False if seen before."""
+    return record_many(uow_factory, [event]) == 1
+
+
+def record_many(uow_factory, batch: Sequence[Event]) -> int:
+    """Store a batch of events and apply the new ones to the projection in ONE transaction;
+    returns how many were new.
+
+    Events already stored (redeliveries) and repeats within the batch are skipped. The tables
+    end up exactly as if the batch's events had been recorded one by one in its order: every
+    complaint's new events are applied in order to its facts in memory, and the counter changes
+    of every step are summed per row (`aggregates.DeltaSum`). Round trips on PostgreSQL: one
+    insert of the events, one statement locking and loading every touched complaint, one for
+    the complaint updates and all counter upserts, the commit.
+    """
     with uow_factory() as uow:
-        s = uow.session
-        conn = s.connection()
-        inserted = conn.execute(_statement(conn, "event"), {
-            "event_id": event.event_id,
-            "event_type": event.event_type,
-            "version": event.version,
-            "producer": event.producer,
-            "correlation_id": event.correlation_id,
-            "occurred_at": event.occurred_at,
-            "data": event_schema(event.event_type).dump(event.data),
-            "recorded_at": utcnow(),
-        }).rowcount
-        if not inserted:
-            return False
-        _apply(conn, event.event_type, event.data)
+        conn = uow.session.connection()
+        new = _insert_events(conn, batch)
+        if not new:
+            return 0
+        _apply_many(conn, [(e.event_type, e.data) for e in new])
         uow.commit()
-    return True
+    return len(new)
 
 
 _STATEMENTS: dict = {}
@@ -77,11 +82,15 @@ def _statement(conn, name: str):
     stmt = _STATEMENTS.get(key)
     if stmt is not None:
         return stmt
-    if name == "event":
-        stmt = rollups.dialect_insert(conn.dialect.name, events).on_conflict_do_nothing()
-    elif name == "lock_complaint":
-        # Create-or-lock in one round trip: the upsert takes the row lock (so concurrent events
-        # of one complaint serialise on it) and returns the current facts.
+    if name == "events":
+        # Executed with the batch's parameter list: SQLAlchemy sends one multi-row INSERT
+        # ("insertmanyvalues"); RETURNING names the rows actually inserted (the new events).
+        stmt = rollups.dialect_insert(conn.dialect.name, events).on_conflict_do_nothing(
+        ).returning(events.c.event_id)
+    elif name == "lock_complaints":
+        # Create-or-lock in one statement for the whole batch (parameter list, one multi-row
+        # upsert): the upsert takes the row locks (so concurrent transactions on a complaint
+        # serialise on it) and returns the current facts.
         ins = rollups.dialect_insert(conn.dialect.name, complaints).values(
             complaint_id=bindparam("complaint_id"), status="received", status_seq=0)
         stmt = ins.on_conflict_do_update(
@@ -96,47 +105,76 @@ def _statement(conn, name: str):
     return stmt
 
 
-def _apply(conn, event_type: str, data: dict) -> None:
-    if event_type in NON_COMPLAINT_EVENTS:
+def _insert_events(conn, batch: Sequence[Event]) -> list[Event]:
+    """Insert the batch's events; the new ones, in batch order (first of any repeats)."""
+    unique: dict[str, Event] = {}
+    for event in batch:
+        unique.setdefault(event.event_id, event)
+    if not unique:
+        return []
+    recorded_at = utcnow()
+    params = [{
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "version": event.version,
+        "producer": event.producer,
+        "correlation_id": event.correlation_id,
+        "occurred_at": event.occurred_at,
+        "data": event_schema(event.event_type).dump(event.data),
+        "recorded_at": recorded_at,
+    } for event in sorted(unique.values(), key=lambda e: e.event_id)]  # lock order
+    inserted = set(conn.execute(_statement(conn, "events"), _one_or_many(params)).scalars())
+    return [event for event in unique.values() if event.event_id in inserted]
+
+
+def _one_or_many(params: list[dict]):
+    # One row: a plain execute (the multi-row "insertmanyvalues" path costs more Python).
+    return params[0] if len(params) == 1 else params
+
+
+def _apply_many(conn, changes: Sequence[tuple[str, dict]]) -> None:
+    """Apply (event type, loaded data) pairs, in order, to the complaints and counter tables."""
+    by_complaint: dict[str, list] = {}
+    for event_type, data in changes:
+        if event_type not in NON_COMPLAINT_EVENTS:
+            by_complaint.setdefault(str(data["complaint_id"]), []).append((event_type, data))
+    if not by_complaint:
         return
-    complaint_id = str(data["complaint_id"])
-    current = dict(conn.execute(_statement(conn, "lock_complaint"),
-                                {"complaint_id": complaint_id}).one()._mapping)
-    new = project(current, event_type, data)
-    conn.execute(_statement(conn, "update_complaint"),
-                 {"b_complaint_id": complaint_id, **{c: new.get(c) for c in _FACT_COLUMNS}})
+    ids = sorted(by_complaint)  # lock order
+    current = {
+        row["complaint_id"]: dict(row) for row in conn.execute(
+            _statement(conn, "lock_complaints"),
+            _one_or_many([{"complaint_id": i} for i in ids])).mappings()
+    }
     holidays = load_holidays()
-    apply_delta(conn, contribution(current, holidays), contribution(new, holidays),
-                shard_of(complaint_id))
-
-
-def apply_delta(conn, before, after, shard: int = 0) -> None:
-    """Move a complaint's contribution in the daily cube and its roll-ups: one parameterised
-    upsert per table, rows merged per key and in key order (concurrent transactions lock rows in
-    the same order)."""
-    counter_changes, duration_changes = aggregates.delta(before, after)
-    days, months, durations = aggregates.rollup_delta(before, after, shard)
-    changes = (
-        [(key, [c[col] for col in COUNTER_COLUMNS]) for key, c in counter_changes],
-        [((*key, measure, wd), [n]) for key, measure, wd, n in duration_changes],
-        days,
-        months,
-        [(key, [n]) for key, n in durations],
-    )
-    rollups.add_all(conn, changes)
+    total = aggregates.DeltaSum()
+    updates = []
+    for complaint_id in ids:
+        facts = current[complaint_id]
+        shard = shard_of(complaint_id)
+        before = contribution(facts, holidays)
+        for event_type, data in by_complaint[complaint_id]:
+            facts = project(facts, event_type, data)
+            after = contribution(facts, holidays)
+            total.add(before, after, shard)
+            before = after
+        updates.append({c: facts.get(c) for c in _FACT_COLUMNS} | {"b_complaint_id": complaint_id})
+    rollups.write_batch(conn, _statement(conn, "update_complaint"), updates, total.changes())
 
 
 def rebuild(uow_factory, batch: int = 1000) -> int:
-    """Drop the projections and replay every stored event in the order they happened."""
+    """Drop the projections and replay every stored event in the order they happened, `batch`
+    events at a time (record_many's path, without storing the events again)."""
     with uow_factory() as uow:
         s = uow.session
         for table in (complaints, *(t for t, _, _ in rollups.TABLES)):
             s.execute(delete(table))
         conn = s.connection()
         count = 0
+        chunk: list = []
         result = s.execute(select(events).order_by(events.c.occurred_at, events.c.event_id))
         for row in result.yield_per(batch):
-            envelope = {
+            event = load_event({
                 "event_id": row.event_id,
                 "event_type": row.event_type,
                 "version": row.version,
@@ -144,10 +182,14 @@ def rebuild(uow_factory, batch: int = 1000) -> int:
                 "correlation_id": row.correlation_id,
                 "producer": row.producer,
                 "data": row.data,
-            }
-            event = load_event(envelope)
-            _apply(conn, event.event_type, event.data)
-            count += 1
+            })
+            chunk.append((event.event_type, event.data))
+            if len(chunk) >= batch:
+                _apply_many(conn, chunk)
+                count += len(chunk)
+                chunk = []
+        _apply_many(conn, chunk)
+        count += len(chunk)
         uow.commit()
     return count
 

@@ -1,12 +1,13 @@
 """Writing reporting's counter tables: statements built once per dialect and executed with
-parameter lists (one round trip per table per event), and the roll-ups recomputed from the
-daily cube (after a bulk load, and by the migration that introduced them)."""
+parameter lists (on PostgreSQL one round trip for all the writes of a batch), and the roll-ups
+recomputed from the daily cube (after a bulk load, and by the migration that introduced them)."""
 
 from sqlalchemy import text
 
 from services.reporting.db import (
     KEY_COLUMNS,
     ROLLUP_KEYS,
+    complaints,
     daily_stats,
     duration_stats,
     rollup_days,
@@ -63,16 +64,52 @@ def _pg_upsert_sql(n: int, table, keys, values) -> str:
 
 
 _PG_ARRAY = {"String": "varchar[]", "Date": "date[]", "Integer": "integer[]",
-             "SmallInteger": "smallint[]"}
+             "SmallInteger": "smallint[]", "Boolean": "boolean[]", "UTCDateTime": "timestamptz[]"}
 
 
-def add_all(connection, changes) -> None:
+def write_batch(connection, update_statement, updates: list[dict], changes) -> None:
+    """A batch's writes after its complaints are locked: the complaints' new facts (`updates`,
+    parameters of `update_statement`, the complaint id as `b_complaint_id`) and the counter
+    changes (`add_all`).
+
+    PostgreSQL: all of it in ONE round trip (the complaint rows travel as arrays, like the
+    counter rows). SQLite: an executemany, then add_all.
+    """
+    if connection.dialect.name != "postgresql":
+        if updates:
+            connection.execute(update_statement, updates)
+        add_all(connection, changes)
+        return
+    prefix, params = None, {}
+    if updates:
+        prefix = _UPSERTS.get("pg-complaints")
+        if prefix is None:
+            prefix = _UPSERTS["pg-complaints"] = _pg_update_complaints_sql()
+        params = {f"f_{c.name}": [u[c.name] for u in updates] for c in complaints.c
+                  if c.name != "complaint_id"}
+        params["f_complaint_id"] = [u["b_complaint_id"] for u in updates]
+    add_all(connection, changes, prefix, params)
+
+
+def _pg_update_complaints_sql() -> str:
+    """UPDATE complaint_facts from arrays (one per column, one element per complaint)."""
+    names = [c.name for c in complaints.c]
+    arrays = ", ".join(
+        f"CAST(%(f_{c})s AS {_PG_ARRAY[type(complaints.c[c].type).__name__]})" for c in names)
+    sets = ", ".join(f"{c} = u.{c}" for c in names if c != "complaint_id")
+    return (f"UPDATE {complaints.name} AS f SET {sets} FROM unnest({arrays}) "
+            f"AS u({', '.join(names)}) WHERE f.complaint_id = u.complaint_id")
+
+
+def add_all(connection, changes, pg_prefix: str | None = None,
+            pg_params: dict | None = None) -> None:
     """Add rows to every counter table: `changes` holds, per table of TABLES (in that order),
     [(key tuple, value list)] merged per key and sorted.
 
     PostgreSQL: the upserts of all tables go in ONE round trip (statements separated by ';',
-    executed in order, so locks are still taken table by table in key order). SQLite: one
-    executemany per table (in-process, no round trips to save).
+    executed in order, so locks are still taken table by table in key order), after the
+    statement `pg_prefix` (with `pg_params`) if given. SQLite: one executemany per table
+    (in-process, no round trips to save).
     """
     dialect = connection.dialect.name
     if dialect != "postgresql":
@@ -84,13 +121,13 @@ def add_all(connection, changes) -> None:
                 ])
         return
     present = tuple(i for i, rows in enumerate(changes) if rows)
-    if not present:
+    if not present and pg_prefix is None:
         return
-    sql = _UPSERTS.get(("pg-sql", present))
+    sql = _UPSERTS.get(("pg-sql", present, pg_prefix))
     if sql is None:
-        sql = _UPSERTS[("pg-sql", present)] = ";\n".join(
-            _pg_upsert_sql(i, *TABLES[i]) for i in present)
-    params = {}
+        sql = _UPSERTS[("pg-sql", present, pg_prefix)] = ";\n".join(
+            ([pg_prefix] if pg_prefix else []) + [_pg_upsert_sql(i, *TABLES[i]) for i in present])
+    params = dict(pg_params or {})
     for i in present:
         _, keys, values = TABLES[i]
         columns = zip(*(tuple(key) + tuple(change) for key, change in changes[i]), strict=True)

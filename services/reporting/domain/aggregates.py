@@ -245,9 +245,20 @@ def rollup_delta(before: Contribution | None, after: Contribution | None, shard:
     """Changes to the roll-up tables, merged per row and sorted (lock order):
     (days: [(key, [COUNTER_COLUMNS changes])], months: [(key, [UNIT_SLA_COLUMNS changes])],
      durations: [(key, change)]) with keys as in `ROLLUP_KEYS` (db.py) order."""
+    days, months, durations = _rollup_rows(before, after, shard)
+    return (
+        sorted(((k, v) for k, v in days.items() if any(v)), key=_rollup_sort),
+        sorted(((k, v) for k, v in months.items() if any(v)), key=_rollup_sort),
+        sorted(((k, v[0]) for k, v in durations.items() if v[0]), key=_rollup_sort),
+    )
+
+
+def _rollup_rows(before: Contribution | None, after: Contribution | None, shard: int):
+    """rollup_delta's rows, unsorted, zero rows included: ({key: [changes]}, ... durations
+    {key: [change]})."""
     days: dict[tuple, list[int]] = {}
     months: dict[tuple, list[int]] = {}
-    durations: dict[tuple, int] = {}
+    durations: dict[tuple, list[int]] = {}
     for sign, part in ((-1, before), (1, after)):
         if part is None:
             continue
@@ -263,13 +274,9 @@ def rollup_delta(before: Contribution | None, after: Contribution | None, shard:
                     _add_into(months, (fdim, fvalue, month, dim, values[dim],
                                        _stripe(shard, *fdims, dim)), narrow)
             for measure, wd in part.durations:
-                k = (fdim, fvalue, month, measure, wd, _stripe(shard, *fdims))
-                durations[k] = durations.get(k, 0) + sign
-    return (
-        sorted(((k, v) for k, v in days.items() if any(v)), key=_rollup_sort),
-        sorted(((k, v) for k, v in months.items() if any(v)), key=_rollup_sort),
-        sorted(((k, v) for k, v in durations.items() if v), key=_rollup_sort),
-    )
+                _add_into(durations, (fdim, fvalue, month, measure, wd, _stripe(shard, *fdims)),
+                          [sign])
+    return days, months, durations
 
 
 def _add_into(rows: dict, key: tuple, values: list[int]) -> None:
@@ -283,3 +290,46 @@ def _add_into(rows: dict, key: tuple, values: list[int]) -> None:
 
 def _rollup_sort(item):
     return tuple(x.isoformat() if isinstance(x, date) else x for x in item[0])
+
+
+class DeltaSum:
+    """The changes of many complaint steps (a batch recorded in one transaction), summed per row
+    of each counter table: the cube, its duration histogram and the three roll-ups.
+
+    `add(before, after, shard)` takes one step of one complaint, as `delta` and `rollup_delta`
+    do. `changes()` gives, per table in `rollups.TABLES` order, [(key, [changes])] sorted in
+    key order (concurrent transactions lock rows in the same order). A row touched by any step
+    stays in the result even when the steps cancel out (+1 then -1): writing it creates the same
+    zero row that recording the steps one transaction at a time leaves behind, so the tables
+    are identical either way, not only their sums.
+    """
+
+    def __init__(self):
+        self._cube: dict[Key, list[int]] = {}
+        self._durations: dict[tuple, list[int]] = {}
+        self._days: dict[tuple, list[int]] = {}
+        self._months: dict[tuple, list[int]] = {}
+        self._rollup_durations: dict[tuple, list[int]] = {}
+
+    def add(self, before: Contribution | None, after: Contribution | None, shard: int) -> None:
+        if before == after:
+            return  # nothing moves (delta and rollup_delta would give no rows)
+        counter_changes, duration_changes = delta(before, after)
+        for key, changes in counter_changes:
+            _add_into(self._cube, key, [changes[c] for c in COUNTER_COLUMNS])
+        for key, measure, wd, n in duration_changes:
+            _add_into(self._durations, (*key, measure, wd), [n])
+        # The roll-up rows this step really changes (the ones a transaction of its own would
+        # write), unsorted: the batch's rows are sorted once, in changes().
+        for target, rows in zip((self._days, self._months, self._rollup_durations),
+                                _rollup_rows(before, after, shard), strict=True):
+            for key, values in rows.items():
+                if any(values):
+                    _add_into(target, key, values)
+
+    def changes(self) -> tuple[list, list, list, list, list]:
+        return tuple(
+            sorted(rows.items(), key=_rollup_sort)
+            for rows in (self._cube, self._durations, self._days, self._months,
+                         self._rollup_durations)
+        )
