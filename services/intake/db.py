@@ -40,6 +40,9 @@ complaints = Table(
     # Highest lifecycle `seq` applied (routing numbers each complaint's transitions; 0: none).
     Column("last_seq", Integer, nullable=False, default=0, server_default=text("0")),
     Column("due_at", UTCDateTime),  # SLA due time from complaint_routed
+    # `seq` of the complaint_routed that set unit_code/unit_name/due_at: the unit follows the
+    # latest routing even when a later transition (responded, ...) arrived before it.
+    Column("routed_seq", Integer, nullable=False, default=0, server_default=text("0")),
     Column("officer_username", String(64)),  # PTSP desk entries: who typed it in
     Column("qr_location", String(64)),  # QR poster entries: where the poster hangs
     # Keyed fingerprint of the contact (services.intake.domain.sealing) for duplicate detection

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.intake.db import (
@@ -90,6 +90,53 @@ class ActionRefused(ValueError):
         self.message = message
 
 
+# -- statements of the complaint path --------------------------------------------------------
+# Built once and executed with parameters: no per-call SQL construction and cache-key work
+# (that was most of intake's client CPU per complaint; docs/performance.md, "intake and
+# routing: CPU per complaint"). `insert()` without `.values()` takes its columns from the
+# parameters, so one statement serves every set of columns (SQLAlchemy caches each compiled).
+
+_INSERT_COMPLAINT = complaints.insert()
+_INSERT_COMPLAINANT = complainants.insert()
+_INSERT_HISTORY = status_history.insert()
+_INSERT_MESSAGE = complaint_messages.insert()
+# SET takes the parameters named after columns; the row is named by `b_id`.
+_UPDATE_COMPLAINT = update(complaints).where(complaints.c.id == bindparam("b_id"))
+_EARLIER = (
+    select(complaints.c.id, complaints.c.description, complaints.c.created_at,
+           complaints.c.tracking_code, complaints.c.status)
+    .where(
+        complaints.c.contact_key == bindparam("contact_key"),
+        complaints.c.created_at >= bindparam("since", type_=complaints.c.created_at.type),
+        complaints.c.status.not_in(CLOSED),
+    )
+    .order_by(complaints.c.created_at.desc())
+    .limit(50)
+)
+_LOCK_STATUS = (
+    select(complaints.c.status, complaints.c.last_seq, complaints.c.routed_seq)
+    .where(complaints.c.id == bindparam("b_id"))
+    .with_for_update()
+)
+_CONTACT = (
+    select(complainants, complaints.c.channel, complaints.c.confidentiality)
+    .join(complaints, complaints.c.id == complainants.c.complaint_id)
+    .where(complainants.c.complaint_id == bindparam("complaint_id"))
+)
+_STORED_ANSWER = select(idempotency).where(idempotency.c.scope == bindparam("scope"),
+                                           idempotency.c.key == bindparam("key"))
+_DIALECT_STATEMENTS: dict = {}
+
+
+def _on_conflict_do_nothing(session, table):
+    """INSERT ... ON CONFLICT DO NOTHING into `table`, built once per dialect."""
+    key = (session.get_bind().dialect.name, table)
+    stmt = _DIALECT_STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _DIALECT_STATEMENTS[key] = dialect_insert(session, table).on_conflict_do_nothing()
+    return stmt
+
+
 def request_hash(payload) -> str:
     return hashlib.sha256(
         json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
@@ -100,25 +147,20 @@ def request_hash(payload) -> str:
 
 
 def stored_answer(session, scope: str, key: str) -> StoredAnswer | None:
-    row = session.execute(
-        select(idempotency).where(idempotency.c.scope == scope, idempotency.c.key == key)
-    ).first()
+    row = session.execute(_STORED_ANSWER, {"scope": scope, "key": key}).first()
     if row is None:
         return None
     return StoredAnswer(row.request_hash, row.status_code, json.loads(row.body), row.complaint_id)
 
 
 def _remember(uow: UnitOfWork, scope, key, req_hash, status_code, body, complaint_id, now):
-    stmt = (
-        dialect_insert(uow.session, idempotency)
-        .values(
-            scope=scope, key=key, request_hash=req_hash, status_code=status_code,
-            body=json.dumps(body, ensure_ascii=False, default=str), complaint_id=complaint_id,
-            created_at=now,
-        )
-        .on_conflict_do_nothing()
-    )
-    if uow.session.execute(stmt).rowcount != 1:
+    params = {
+        "scope": scope, "key": key, "request_hash": req_hash, "status_code": status_code,
+        "body": json.dumps(body, ensure_ascii=False, default=str), "complaint_id": complaint_id,
+        "created_at": now,
+    }
+    stmt = _on_conflict_do_nothing(uow.session, idempotency)
+    if uow.session.execute(stmt, params).rowcount != 1:
         raise IdempotencyRace(f"{scope}/{key}")
 
 
@@ -165,17 +207,20 @@ def submit_complaint(
     contacts = contact_channels(clean)
     anonymous = clean["confidentiality"] == "anonymous"
     contact_key = None if anonymous else box.fingerprint(clean.get("complainant"))
-    if contact_key:
-        earlier = _find_duplicate(uow_factory, contact_key, clean["description"], now)
-        if earlier is not None:
-            return _link_duplicate(uow_factory, earlier, clean, idempotent, now, attachments,
-                                   on_stored)
+    # One transaction for the duplicate check and what it decides (link, or a new complaint):
+    # the check used to run in a read transaction of its own (one BEGIN ... ROLLBACK more).
+    # A tracking-code collision rolls the attempt back and tries again with a fresh code.
     for _attempt in range(5):
-        complaint_id = str(uuid.uuid4())
-        code = new_tracking_code()
-        accepted = Accepted(complaint_id, code, "received", now, contacts)
-        try:
-            with uow_factory() as uow:
+        with uow_factory() as uow:
+            if contact_key:
+                earlier = _find_duplicate(uow, contact_key, clean["description"], now)
+                if earlier is not None:
+                    return _link_duplicate(uow, earlier, clean, idempotent, now, attachments,
+                                           on_stored)
+            complaint_id = str(uuid.uuid4())
+            code = new_tracking_code()
+            accepted = Accepted(complaint_id, code, "received", now, contacts)
+            try:
                 _insert(uow, complaint_id, code, clean, unit_hint_trusted, now, box=box,
                         contact_key=contact_key, officer=officer, qr_location=qr_location)
                 for ref in attachments:
@@ -209,95 +254,81 @@ def submit_complaint(
                     _remember(uow, idempotent.scope, idempotent.key, idempotent.request_hash,
                               status_code, body, complaint_id, now)
                 uow.commit()
-        except IntegrityError:
-            continue
+            except IntegrityError:
+                continue
         return accepted
     raise RuntimeError("could not allocate a unique tracking code")
 
 
-def _find_duplicate(uow_factory, contact_key: str, description: str, now: datetime):
-    with uow_factory() as uow:
-        rows = uow.session.execute(
-            select(complaints.c.id, complaints.c.description, complaints.c.created_at)
-            .where(
-                complaints.c.contact_key == contact_key,
-                complaints.c.created_at >= now - duplicates.WINDOW,
-                complaints.c.status.not_in(CLOSED),
-            )
-            .order_by(complaints.c.created_at.desc())
-            .limit(50)
-        ).all()
-    found = duplicates.find_duplicate(description, [tuple(r) for r in rows], now)
-    return found
+def _find_duplicate(uow: UnitOfWork, contact_key: str, description: str, now: datetime):
+    """The earlier complaint (a row of `_EARLIER`) this one duplicates, or None."""
+    rows = uow.session.execute(
+        _EARLIER, {"contact_key": contact_key, "since": now - duplicates.WINDOW}
+    ).all()
+    found = duplicates.find_duplicate(
+        description, [(r.id, r.description, r.created_at) for r in rows], now
+    )
+    return None if found is None else next(r for r in rows if r.id == found)
 
 
-def _link_duplicate(uow_factory, complaint_id, clean, idempotent, now,
+def _link_duplicate(uow: UnitOfWork, row, clean, idempotent, now,
                     attachments=(), on_stored=None) -> Accepted:
-    with uow_factory() as uow:
-        row = uow.session.execute(
-            select(complaints.c.tracking_code, complaints.c.status, complaints.c.created_at)
-            .where(complaints.c.id == complaint_id)
-        ).one()
-        accepted = Accepted(
-            complaint_id, row.tracking_code, row.status, row.created_at,
-            contact_channels(clean), duplicate=True,
-        )
-        uow.session.execute(
-            complaint_messages.insert().values(
-                complaint_id=complaint_id, kind="duplicate", author="complainant",
-                body="Pengaduan yang sama dikirim ulang dan digabungkan dengan pengaduan ini.",
-                channel=clean["channel"], at=now,
-            )
-        )
-        for ref in attachments:
-            if record_attachment(uow, complaint_id, ref, clean["channel"], now):
-                uow.publish(attachment_added_event(complaint_id, row.tracking_code, ref,
-                                                   clean["channel"], now))
-        if on_stored is not None:
-            on_stored(uow, complaint_id, now)
-        if idempotent is not None:
-            status_code, body = idempotent.render(accepted)
-            _remember(uow, idempotent.scope, idempotent.key, idempotent.request_hash,
-                      status_code, body, complaint_id, now)
-        uow.commit()
+    """Link a resubmission to the earlier complaint `row`, in the caller's transaction."""
+    complaint_id = row.id
+    accepted = Accepted(
+        complaint_id, row.tracking_code, row.status, row.created_at,
+        contact_channels(clean), duplicate=True,
+    )
+    uow.session.execute(_INSERT_MESSAGE, {
+        "complaint_id": complaint_id, "kind": "duplicate", "author": "complainant",
+        "body": "Pengaduan yang sama dikirim ulang dan digabungkan dengan pengaduan ini.",
+        "channel": clean["channel"], "at": now,
+    })
+    for ref in attachments:
+        if record_attachment(uow, complaint_id, ref, clean["channel"], now):
+            uow.publish(attachment_added_event(complaint_id, row.tracking_code, ref,
+                                               clean["channel"], now))
+    if on_stored is not None:
+        on_stored(uow, complaint_id, now)
+    if idempotent is not None:
+        status_code, body = idempotent.render(accepted)
+        _remember(uow, idempotent.scope, idempotent.key, idempotent.request_hash,
+                  status_code, body, complaint_id, now)
+    uow.commit()
     return accepted
 
 
 def _insert(uow: UnitOfWork, complaint_id, code, clean, trusted, now, *, box, contact_key,
             officer, qr_location) -> None:
     s = uow.session
-    s.execute(
-        complaints.insert().values(
-            id=complaint_id,
-            tracking_code=code,
-            channel=clean["channel"],
-            category=clean["category"],
-            description=clean["description"],
-            kecamatan_code=clean.get("kecamatan_code"),
-            desa_code=clean.get("desa_code"),
-            unit_hint=clean.get("unit_code"),
-            unit_hint_trusted=trusted,
-            confidentiality=clean["confidentiality"],
-            status="received",
-            created_at=now,
-            updated_at=now,
-            last_seq=0,
-            contact_key=contact_key,
-            officer_username=officer,
-            qr_location=qr_location,
-        )
-    )
+    s.execute(_INSERT_COMPLAINT, {
+        "id": complaint_id,
+        "tracking_code": code,
+        "channel": clean["channel"],
+        "category": clean["category"],
+        "description": clean["description"],
+        "kecamatan_code": clean.get("kecamatan_code"),
+        "desa_code": clean.get("desa_code"),
+        "unit_hint": clean.get("unit_code"),
+        "unit_hint_trusted": trusted,
+        "confidentiality": clean["confidentiality"],
+        "status": "received",
+        "created_at": now,
+        "updated_at": now,
+        "last_seq": 0,
+        "contact_key": contact_key,
+        "officer_username": officer,
+        "qr_location": qr_location,
+    })
     person = clean.get("complainant")
     if person and clean["confidentiality"] != "anonymous":
         values = {"name": person.get("name"), "phone": person.get("phone"),
                   "email": person.get("email")}
         if clean["confidentiality"] == "confidential":
             values = {"name": None, "phone": None, "email": None, "sealed": box.seal(values)}
-        s.execute(complainants.insert().values(complaint_id=complaint_id, **values))
-    s.execute(
-        status_history.insert().values(complaint_id=complaint_id, status="received", at=now,
-                                       seq=0)
-    )
+        s.execute(_INSERT_COMPLAINANT, {"complaint_id": complaint_id, **values})
+    s.execute(_INSERT_HISTORY,
+              {"complaint_id": complaint_id, "status": "received", "at": now, "seq": 0})
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -357,11 +388,7 @@ def tracking_page(session, user_code: str) -> dict | None:
 
 def contact_for(session, complaint_id: str, box: PersonalDataBox) -> dict | None:
     """The complainant's contact for notification (RPC); None for anonymous or no contact."""
-    row = session.execute(
-        select(complainants, complaints.c.channel, complaints.c.confidentiality)
-        .join(complaints, complaints.c.id == complainants.c.complaint_id)
-        .where(complainants.c.complaint_id == complaint_id)
-    ).first()
+    row = session.execute(_CONTACT, {"complaint_id": complaint_id}).first()
     if row is None or row.confidentiality == "anonymous":
         return None
     person = {"name": row.name, "phone": row.phone, "email": row.email}
@@ -406,45 +433,53 @@ def apply_status_event(uow_factory, event: Event) -> bool:
     Every transition enters the history; the current status moves only when the event's `seq`
     is higher than the last applied one. Returns False for a redelivery.
     """
+    return apply_status_events(uow_factory, [event])[0]
+
+
+def apply_status_events(uow_factory, events: list[Event]) -> list[bool]:
+    """`apply_status_event` for several events in ONE transaction (intake's batched
+    complaint_routed consumer): one commit for the batch. An unknown complaint raises
+    UnknownComplaint and rolls back the whole batch (the batch consumer then handles its events
+    one at a time, and parks that one)."""
     with uow_factory() as uow:
-        if not uow.claim(CONSUMER, event.event_id):
-            return False
-        s = uow.session
-        data = event.data
-        complaint_id = data["complaint_id"]
-        row = s.execute(
-            select(complaints.c.status, complaints.c.last_seq)
-            .where(complaints.c.id == complaint_id)
-            .with_for_update()
-        ).first()
-        if row is None:
-            # Not ours (another intake database?): a permanent condition, not worth retries.
-            raise UnknownComplaint(complaint_id)
-        seq = data.get("seq", 1)
-        new_status = data.get("status", "routed")
-        at = data.get("routed_at") or data.get("at") or event.occurred_at
-        values = {"updated_at": datetime.now(UTC)}
-        if seq_applies(row.last_seq, seq):
-            values.update(status=new_status, last_seq=seq)
-            if event.event_type == "complaint_routed":
-                values.update(unit_code=data["unit_code"], unit_name=data["unit_name"],
-                              due_at=data["due_at"])
-        s.execute(update(complaints).where(complaints.c.id == complaint_id).values(**values))
-        s.execute(
-            status_history.insert().values(
-                complaint_id=complaint_id, status=new_status, seq=seq, at=at,
-                unit_code=data.get("unit_code"), unit_name=data.get("unit_name"),
-            )
-        )
-        kind_field = EVENT_MESSAGE_FIELD.get(event.event_type)
-        if kind_field and data.get(kind_field[1]):
-            s.execute(
-                complaint_messages.insert().values(
-                    complaint_id=complaint_id, kind=kind_field[0], author="unit",
-                    body=data[kind_field[1]], seq=seq, at=at,
-                )
-            )
+        applied = [_apply_status(uow, event) for event in events]
         uow.commit()
+    return applied
+
+
+def _apply_status(uow: UnitOfWork, event: Event) -> bool:
+    if not uow.claim(CONSUMER, event.event_id):
+        return False
+    s = uow.session
+    data = event.data
+    complaint_id = data["complaint_id"]
+    row = s.execute(_LOCK_STATUS, {"b_id": complaint_id}).first()
+    if row is None:
+        # Not ours (another intake database?): a permanent condition, not worth retries.
+        raise UnknownComplaint(complaint_id)
+    seq = data.get("seq", 1)
+    new_status = data.get("status", "routed")
+    at = data.get("routed_at") or data.get("at") or event.occurred_at
+    values = {"updated_at": datetime.now(UTC)}
+    if seq_applies(row.last_seq, seq):
+        values.update(status=new_status, last_seq=seq)
+    # The unit and its deadline follow the latest routing on their own: events travel on
+    # different queues, so complaint_responded (seq 3) may be applied before complaint_routed
+    # (seq 1); the status stays at 3, the unit still comes from the routing.
+    if event.event_type == "complaint_routed" and seq_applies(row.routed_seq, seq):
+        values.update(unit_code=data["unit_code"], unit_name=data["unit_name"],
+                      due_at=data["due_at"], routed_seq=seq)
+    s.execute(_UPDATE_COMPLAINT, {"b_id": complaint_id, **values})
+    s.execute(_INSERT_HISTORY, {
+        "complaint_id": complaint_id, "status": new_status, "seq": seq, "at": at,
+        "unit_code": data.get("unit_code"), "unit_name": data.get("unit_name"),
+    })
+    kind_field = EVENT_MESSAGE_FIELD.get(event.event_type)
+    if kind_field and data.get(kind_field[1]):
+        s.execute(_INSERT_MESSAGE, {
+            "complaint_id": complaint_id, "kind": kind_field[0], "author": "unit",
+            "body": data[kind_field[1]], "seq": seq, "at": at,
+        })
     return True
 
 
@@ -547,12 +582,10 @@ def reopen(uow_factory, user_code: str, reason: str, now: datetime | None = None
 
 
 def _message(uow, complaint_id, kind, body, channel, now):
-    uow.session.execute(
-        complaint_messages.insert().values(
-            complaint_id=complaint_id, kind=kind, author="complainant", body=body,
-            channel=channel, at=now,
-        )
-    )
+    uow.session.execute(_INSERT_MESSAGE, {
+        "complaint_id": complaint_id, "kind": kind, "author": "complainant", "body": body,
+        "channel": channel, "at": now,
+    })
 
 
 # -- WhatsApp ---------------------------------------------------------------------------------
@@ -585,12 +618,10 @@ def record_attachment(uow: UnitOfWork, complaint_id: str, ref: dict, channel: st
                       now: datetime) -> bool:
     """Attach a stored file to a complaint inside the caller's transaction; False when this
     complaint has these bytes already."""
-    stmt = (
-        dialect_insert(uow.session, attachments_table)
-        .values(complaint_id=complaint_id, channel=channel, created_at=now, **public_ref(ref))
-        .on_conflict_do_nothing()
-    )
-    return uow.session.execute(stmt).rowcount == 1
+    stmt = _on_conflict_do_nothing(uow.session, attachments_table)
+    params = {"complaint_id": complaint_id, "channel": channel, "created_at": now,
+              **public_ref(ref)}
+    return uow.session.execute(stmt, params).rowcount == 1
 
 
 def attachment_added_event(complaint_id, tracking_code, ref, channel, now) -> dict:

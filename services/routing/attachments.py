@@ -48,23 +48,37 @@ class Tools:
         self.secret = link_secret("routing")
 
 
+_STATEMENTS: dict = {}
+
+
+def _insert_attachment(session):
+    """INSERT ... ON CONFLICT DO NOTHING into attachments, built once per dialect."""
+    dialect = session.get_bind().dialect.name
+    stmt = _STATEMENTS.get(dialect)
+    if stmt is None:
+        stmt = _STATEMENTS[dialect] = dialect_insert(session, attachments).on_conflict_do_nothing()
+    return stmt
+
+
 def record(uow_factory, complaint_id: str, refs: list[dict], at=None) -> int:
     """Remember attachment references of a complaint; idempotent (redeliveries add nothing).
     Independent of the routing decision, so event order does not matter."""
     if not refs:
         return 0
-    added = 0
     with uow_factory() as uow:
-        for ref in refs:
-            stmt = (
-                dialect_insert(uow.session, attachments)
-                .values(complaint_id=str(complaint_id), sha256=ref["sha256"], size=ref["size"],
-                        media_type=ref["media_type"], name=ref["name"],
-                        added_at=at or utcnow())
-                .on_conflict_do_nothing()
-            )
-            added += uow.session.execute(stmt).rowcount
+        added = record_in(uow, complaint_id, refs, at)
         uow.commit()
+    return added
+
+
+def record_in(uow, complaint_id: str, refs: list[dict], at=None) -> int:
+    """`record` inside the caller's unit of work (routing's batched complaint_received)."""
+    added = 0
+    for ref in refs:
+        added += uow.session.execute(_insert_attachment(uow.session), {
+            "complaint_id": str(complaint_id), "sha256": ref["sha256"], "size": ref["size"],
+            "media_type": ref["media_type"], "name": ref["name"], "added_at": at or utcnow(),
+        }).rowcount
     return added
 
 

@@ -20,6 +20,8 @@ from shared.contracts import build_event
 from shared.db import utcnow
 
 SYSTEM = "system"
+# Built once, executed with parameters (no per-call SQL construction and cache-key work).
+_INSERT_AUDIT = audit_log.insert()
 COMPLAINANT = "complainant"
 PAGE_SIZE = 50
 
@@ -59,13 +61,11 @@ def summary(description: str, confidentiality: str, length: int = 160) -> str:
 
 def audit(session, *, actor: str, role: str, action: str, complaint_id=None, unit_code=None,
           before=None, after=None, text=None, at: datetime) -> None:
-    session.execute(
-        audit_log.insert().values(
-            complaint_id=str(complaint_id) if complaint_id else None,
-            unit_code=unit_code, actor=actor, actor_role=role, action=action,
-            before=before, after=after, text=text, at=at,
-        )
-    )
+    session.execute(_INSERT_AUDIT, {
+        "complaint_id": str(complaint_id) if complaint_id else None,
+        "unit_code": unit_code, "actor": actor, "actor_role": role, "action": action,
+        "before": before, "after": after, "text": text, "at": at,
+    })
 
 
 def routed_event(row, unit, seq: int, now: datetime) -> dict:

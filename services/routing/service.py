@@ -36,7 +36,15 @@ from services.routing.registry_cache import RegistryCache
 from services.routing.timers import config_timer
 from shared import auth
 from shared.db import utcnow
-from shared.nameko_ext import Database, Health, LoginGuard, event_consumer, http, rpc
+from shared.nameko_ext import (
+    Database,
+    Health,
+    LoginGuard,
+    batch_event_consumer,
+    event_consumer,
+    http,
+    rpc,
+)
 from shared.web import (
     HttpError,
     endpoint,
@@ -51,6 +59,8 @@ from shared.web import (
 NAME = "routing"
 MAX_FORM_BYTES = 64 * 1024
 MAX_PAGE = 100_000  # inbox pages beyond it are empty anyway; bigger offsets overflow the DB
+RECEIVED_BATCH = 20
+RECEIVED_BATCH_WAIT_MS = 2
 # Double-submit token of the sign-in form (there is no session to derive one from yet).
 LOGIN_COOKIE = "dumas_inbox_login"
 log = logging.getLogger(__name__)
@@ -75,12 +85,17 @@ class RoutingService:
     config = Config()
 
     # -- events ------------------------------------------------------------------------------
-    @event_consumer("intake", "complaint_received")
-    def on_complaint_received(self, event):
-        decision = handlers.route_complaint(self.db.unit_of_work, self.registry.current(), event)
-        if decision is not None:
-            ROUTED.labels(decision.unit_code, decision.rule).inc()
-        attachments.on_received(self.db.unit_of_work, event)
+    # Batched: the received complaints waiting in the queue (up to RECEIVED_BATCH, gathered for
+    # at most RECEIVED_BATCH_WAIT_MS) are routed in one transaction, one commit; a batch that
+    # fails is handled again one event at a time with the usual retries and parking.
+    @batch_event_consumer("intake", "complaint_received", max_batch=RECEIVED_BATCH,
+                          max_wait_ms=RECEIVED_BATCH_WAIT_MS)
+    def on_complaint_received(self, events):
+        decisions = handlers.route_complaints(self.db.unit_of_work, self.registry.current(),
+                                              events)
+        for decision in decisions:
+            if decision is not None:
+                ROUTED.labels(decision.unit_code, decision.rule).inc()
 
     @event_consumer("intake", "complaint_attachment_added")
     def on_attachment_added(self, event):

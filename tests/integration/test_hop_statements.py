@@ -1,0 +1,344 @@
+"""intake's and routing's CPU per complaint is mostly SQLAlchemy work and round trips (issue 8):
+a submitted complaint is one transaction (its duplicate check included), routing a received
+complaint is one transaction, and neither path builds SQL per call (statements are built once
+and executed with parameters), on PostgreSQL and SQLite alike."""
+
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.dml import ValuesBase
+from sqlalchemy.sql.selectable import Select
+
+from services.cli import SERVICES_DIR
+from services.intake import db as intake_db
+from services.intake import handlers as intake
+from services.intake.domain.sealing import PersonalDataBox, new_key
+from services.intake.domain.validation import validate_submission
+from services.routing import attachments as routing_attachments
+from services.routing import db as routing_db
+from services.routing import handlers as routing
+from services.routing import registry_store
+from services.routing.commands import seed_registry
+from shared.contracts import build_event, load_event
+from shared.db import UnitOfWork, make_engine
+from shared.migrate import upgrade
+
+BOX = PersonalDataBox(new_key())
+
+
+class Counted:
+    """Statements (first word), transactions begun and commits an engine runs."""
+
+    def __init__(self, engine):
+        self.statements: list[str] = []
+        self.begins = self.commits = 0
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "begin", self._begin)
+        event.listen(engine, "commit", self._commit)
+
+    def _statement(self, _conn, _cursor, statement, *_):
+        self.statements.append(statement.split(None, 1)[0].upper())
+
+    def _begin(self, _conn):
+        self.begins += 1
+
+    def _commit(self, _conn):
+        self.commits += 1
+
+    def reset(self):
+        self.statements, self.begins, self.commits = [], 0, 0
+
+
+@contextmanager
+def no_sql_built():
+    """Inside: any `.values(...)` or `.where(...)` call (SQL construction per call) fails."""
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("SQL built per call")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ValuesBase, "values", refuse)
+        patch.setattr(Select, "where", refuse)
+        yield
+
+
+def _database(request, tmp_path, service):
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_urls")[service]
+    else:
+        url = f"sqlite:///{tmp_path / f'{service}.sqlite3'}"
+        upgrade(SERVICES_DIR / service / "migrations", url)
+        if service == "routing":
+            seed_registry(url)
+    return make_engine(url)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def intake_uow(request, tmp_path):
+    engine = _database(request, tmp_path, "intake")
+    factory = sessionmaker(engine, expire_on_commit=False)
+    yield engine, lambda: UnitOfWork(factory, intake_db.outbox, intake_db.processed_events)
+    engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def routing_uow(request, tmp_path):
+    engine = _database(request, tmp_path, "routing")
+    factory = sessionmaker(engine, expire_on_commit=False)
+    yield engine, lambda: UnitOfWork(factory, routing_db.outbox, routing_db.processed_events)
+    engine.dispose()
+
+
+def submission(**overrides):
+    body = {
+        "category": "nikah_rujuk", "kecamatan_code": "17.08.05",
+        "description": "Pendaftaran nikah di KUA Merigi sudah dua minggu belum diproses.",
+        "complainant": {"name": "Siti Aminah", "email": "siti.aminah@contoh.id"},
+    }
+    body.update(overrides)
+    return validate_submission(body)
+
+
+def test_a_new_complaint_is_one_transaction_with_its_duplicate_check(intake_uow):
+    engine, uow = intake_uow
+    intake.submit_complaint(uow, submission(), box=BOX)  # compiles and caches the statements
+    counted = Counted(engine)
+
+    with no_sql_built():
+        accepted = intake.submit_complaint(
+            uow, submission(description="Buku nikah kami belum juga dicetak setelah sebulan."),
+            box=BOX)
+
+    assert not accepted.duplicate
+    # duplicate check, complaint, complainant, status history, outbox row: one transaction
+    assert counted.statements == ["SELECT", "INSERT", "INSERT", "INSERT", "INSERT"]
+    assert (counted.begins, counted.commits) == (1, 1)
+    with Session(engine) as s:
+        stored = s.execute(select(intake_db.complaints.c.tracking_code, intake_db.complaints.c
+                                  .contact_key).where(
+            intake_db.complaints.c.id == accepted.complaint_id)).one()
+        assert stored.tracking_code == accepted.tracking_code
+        assert stored.contact_key == BOX.fingerprint({"email": "siti.aminah@contoh.id"})
+        person = s.execute(select(intake_db.complainants).where(
+            intake_db.complainants.c.complaint_id == accepted.complaint_id)).one()
+        assert (person.name, person.email) == ("Siti Aminah", "siti.aminah@contoh.id")
+
+
+def test_a_resubmission_is_linked_in_the_transaction_of_its_duplicate_check(
+    intake_uow
+):
+    engine, uow = intake_uow
+    first = intake.submit_complaint(uow, submission(), box=BOX)
+    counted = Counted(engine)
+
+    with no_sql_built():
+        again = intake.submit_complaint(uow, submission(), box=BOX)
+
+    assert again.duplicate
+    assert (again.complaint_id, again.tracking_code) == (first.complaint_id,
+                                                         first.tracking_code)
+    assert (again.status, again.received_at) == ("received", first.received_at)
+    # duplicate check (which also reads the earlier complaint), the "merged" message
+    assert counted.statements == ["SELECT", "INSERT"]
+    assert (counted.begins, counted.commits) == (1, 1)
+    with Session(engine) as s:
+        kinds = s.execute(select(intake_db.complaint_messages.c.kind).where(
+            intake_db.complaint_messages.c.complaint_id == first.complaint_id)).scalars().all()
+    assert kinds == ["duplicate"]
+
+
+def test_a_confidential_complaint_is_sealed_by_the_prebuilt_insert(intake_uow):
+    engine, uow = intake_uow
+    accepted = intake.submit_complaint(uow, submission(confidentiality="confidential"), box=BOX)
+    with Session(engine) as s:
+        person = s.execute(select(intake_db.complainants).where(
+            intake_db.complainants.c.complaint_id == accepted.complaint_id)).one()
+        assert (person.name, person.email) == (None, None)
+        assert BOX.open(person.sealed)["email"] == "siti.aminah@contoh.id"
+        assert intake.contact_for(s, accepted.complaint_id, BOX)["email"] == \
+            "siti.aminah@contoh.id"
+
+
+def routed_event(accepted, seq=1):
+    now = datetime.now(UTC)
+    return load_event(build_event("complaint_routed", {
+        "complaint_id": accepted.complaint_id, "tracking_code": accepted.tracking_code,
+        "unit_code": "kua-merigi", "unit_name": "KUA Kecamatan Merigi", "unit_type": "kua",
+        "stage": "pilot", "rule": "kua_kecamatan", "reason": "wilayah",
+        "category": "nikah_rujuk", "channel": "web", "confidentiality": "public",
+        "contact_channels": ["email"], "routed_at": now, "due_at": now, "status": "routed",
+        "seq": seq,
+    }, correlation_id=accepted.complaint_id))
+
+
+def test_a_routed_status_and_the_contact_lookup_build_no_sql(intake_uow):
+    engine, uow = intake_uow
+    warm = intake.submit_complaint(uow, submission(), box=BOX)
+    intake.apply_status_event(uow, routed_event(warm))
+    accepted = intake.submit_complaint(
+        uow, submission(description="Buku nikah kami belum juga dicetak setelah sebulan.",
+                        complainant={"email": "budi@contoh.id"}), box=BOX)
+    routed = routed_event(accepted)
+    counted = Counted(engine)
+
+    with no_sql_built():
+        assert intake.apply_status_event(uow, routed)
+        # claim, lock the complaint, update it, its history entry
+        assert counted.statements == ["INSERT", "SELECT", "UPDATE", "INSERT"]
+        with Session(engine) as s:
+            contact = intake.contact_for(s, accepted.complaint_id, BOX)
+    assert contact == {"name": None, "phone": None, "email": "budi@contoh.id",
+                       "channel": "web"}
+    with Session(engine) as s:
+        row = s.execute(select(intake_db.complaints).where(
+            intake_db.complaints.c.id == accepted.complaint_id)).one()
+    assert (row.status, row.last_seq, row.unit_code, row.unit_name) == (
+        "routed", 1, "kua-merigi", "KUA Kecamatan Merigi")
+    assert row.due_at is not None
+
+
+def received_event():
+    complaint_id = str(uuid.uuid4())
+    return load_event(build_event("complaint_received", {
+        "complaint_id": complaint_id, "tracking_code": "DMS-7KQ4-MX9T-2BH3", "channel": "web",
+        "category": "nikah_rujuk",
+        "description": "Pendaftaran nikah di KUA Merigi sudah dua minggu belum diproses.",
+        "kecamatan_code": "17.08.05", "desa_code": None, "unit_hint": None,
+        "unit_hint_trusted": False, "confidentiality": "public", "contact_channels": ["email"],
+        "received_at": datetime.now(UTC), "attachments": [
+            {"sha256": "a" * 64, "size": 10, "media_type": "image/jpeg", "name": "foto.jpg"}],
+    }, correlation_id=complaint_id))
+
+
+def test_routing_a_received_complaint_is_one_transaction_and_builds_no_sql(
+    routing_uow
+):
+    engine, uow = routing_uow
+    with Session(engine) as s:
+        registry = registry_store.load(s)
+    routing.route_complaint(uow, registry, received_event())  # compiles and caches
+    routing_attachments.on_received(uow, received_event())
+    event_ = received_event()
+    counted = Counted(engine)
+
+    with no_sql_built():
+        decision = routing.route_complaint(uow, registry, event_)
+
+    assert decision.unit_code == "kua-merigi"
+    # claim, decision, complaint, audit entry, outbox row
+    assert counted.statements == ["INSERT"] * 5
+    assert (counted.begins, counted.commits) == (1, 1)
+    with no_sql_built():
+        assert routing.route_complaint(uow, registry, event_) is None  # a redelivery
+        assert routing_attachments.on_received(uow, event_) == 1
+        assert routing_attachments.on_received(uow, event_) == 0
+    with Session(engine) as s:
+        row = s.execute(select(routing_db.complaints).where(
+            routing_db.complaints.c.complaint_id == event_.data["complaint_id"])).one()
+        audit = s.execute(select(routing_db.audit_log).where(
+            routing_db.audit_log.c.complaint_id == event_.data["complaint_id"])).one()
+    assert (row.unit_code, row.status, row.seq, row.contact_channels) == (
+        "kua-merigi", "routed", 1, ["email"])
+    assert (audit.action, audit.before, audit.after["unit_code"]) == (
+        "routed", None, "kua-merigi")
+
+
+def test_a_batch_of_received_complaints_is_routed_in_one_transaction(routing_uow):
+    engine, uow = routing_uow
+    with Session(engine) as s:
+        registry = registry_store.load(s)
+    routing.route_complaints(uow, registry, [received_event()])  # compiles and caches
+    batch = [received_event() for _ in range(3)]
+    again = load_event(build_event("complaint_received", {  # the first one, re-published
+        **batch[0].data, "received_at": batch[0].data["received_at"]},
+        correlation_id=batch[0].correlation_id))
+    counted = Counted(engine)
+
+    with no_sql_built():
+        decisions = routing.route_complaints(uow, registry, [*batch, batch[0], again])
+
+    assert [d and d.unit_code for d in decisions] == ["kua-merigi"] * 3 + [None, None]
+    assert (counted.begins, counted.commits) == (1, 1)
+    with Session(engine) as s:
+        ids = [e.data["complaint_id"] for e in batch]
+        routed = s.execute(select(routing_db.complaints.c.complaint_id).where(
+            routing_db.complaints.c.complaint_id.in_(ids))).scalars().all()
+        files = s.execute(select(routing_db.attachments.c.complaint_id).where(
+            routing_db.attachments.c.complaint_id.in_(ids))).scalars().all()
+        staged = s.execute(select(routing_db.outbox.c.correlation_id).where(
+            routing_db.outbox.c.correlation_id.in_(ids))).scalars().all()
+    assert sorted(routed) == sorted(ids)
+    assert sorted(files) == sorted(ids)  # each complaint's attachment, once
+    assert sorted(staged) == sorted(ids)  # one complaint_routed each, none for the copies
+
+
+def test_a_batch_of_routed_events_is_applied_in_one_transaction(intake_uow):
+    engine, uow = intake_uow
+    accepted = [intake.submit_complaint(
+        uow, submission(complainant={"email": f"warga{i}@contoh.id"}), box=BOX)
+        for i in range(3)]
+    events = [routed_event(a) for a in accepted]
+    counted = Counted(engine)
+
+    with no_sql_built():
+        applied = intake.apply_status_events(uow, [*events, events[0]])
+
+    assert applied == [True, True, True, False]  # the redelivered copy changes nothing
+    assert (counted.begins, counted.commits) == (1, 1)
+    with Session(engine) as s:
+        rows = s.execute(select(intake_db.complaints.c.status, intake_db.complaints.c.unit_code)
+                         .where(intake_db.complaints.c.id.in_(
+                             [a.complaint_id for a in accepted]))).all()
+        history = s.execute(select(intake_db.status_history.c.status).where(
+            intake_db.status_history.c.complaint_id == accepted[0].complaint_id)).scalars().all()
+    assert sorted(tuple(r) for r in rows) == [("routed", "kua-merigi")] * 3
+    assert sorted(history) == ["received", "routed"]
+
+
+def test_an_unknown_complaint_rolls_the_whole_batch_back(intake_uow):
+    _engine, uow = intake_uow
+    known = intake.submit_complaint(uow, submission(), box=BOX)
+    stranger = intake.Accepted(str(uuid.uuid4()), "DMS-AAAA-BBBB-CCCC", "received",
+                               datetime.now(UTC), [])
+    batch = [routed_event(known), routed_event(stranger)]
+
+    with pytest.raises(intake.UnknownComplaint):
+        intake.apply_status_events(uow, batch)
+
+    # nothing was kept: handled again alone (the batch consumer's fallback), it applies
+    assert intake.apply_status_events(uow, batch[:1]) == [True]
+
+
+def test_the_unit_follows_the_latest_routing_whatever_order_the_events_arrive_in(intake_uow):
+    _engine, uow = intake_uow
+    accepted = intake.submit_complaint(uow, submission(), box=BOX)
+    responded = load_event(build_event("complaint_responded", {
+        "complaint_id": accepted.complaint_id, "tracking_code": accepted.tracking_code,
+        "unit_code": "kua-merigi", "actor_role": "unit_operator", "status": "responded", "seq": 3,
+        "at": datetime.now(UTC), "response": "Berkas Anda sudah kami proses.",
+    }, correlation_id=accepted.complaint_id))
+    first = routed_event(accepted, seq=1)
+    rerouted = routed_event(accepted, seq=4)
+    rerouted.data.update(unit_code="kua-kabawetan", unit_name="KUA Kecamatan Kabawetan")
+
+    def current():
+        with uow() as u:
+            return u.session.execute(select(
+                intake_db.complaints.c.status, intake_db.complaints.c.unit_code,
+                intake_db.complaints.c.due_at).where(
+                intake_db.complaints.c.id == accepted.complaint_id)).one()
+
+    # a later transition first: the status stays, the routing still sets unit and deadline
+    assert intake.apply_status_events(uow, [responded, first]) == [True, True]
+    row = current()
+    assert (row.status, row.unit_code) == ("responded", "kua-merigi")
+    assert row.due_at is not None
+    # re-routed (seq 4), then the first routing again late: the unit stays the latest one
+    intake.apply_status_event(uow, rerouted)
+    late = routed_event(accepted, seq=2)
+    intake.apply_status_event(uow, late)
+    assert tuple(current())[:2] == ("routed", "kua-kabawetan")
