@@ -74,11 +74,17 @@ _INSERT_DELIVERY: dict[str, object] = {}
 
 
 def _insert_delivery_statement(s):
-    """INSERT ... ON CONFLICT DO NOTHING into deliveries, built once per dialect."""
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id into deliveries, built once per dialect.
+
+    Executed with every planned row at once: SQLAlchemy sends them as one multi-row INSERT
+    ("insertmanyvalues"), and the ids returned are the rows that were new.
+    """
     name = s.bind.dialect.name
     stmt = _INSERT_DELIVERY.get(name)
     if stmt is None:
-        stmt = _INSERT_DELIVERY[name] = dialect_insert(s, deliveries).on_conflict_do_nothing()
+        stmt = _INSERT_DELIVERY[name] = (
+            dialect_insert(s, deliveries).on_conflict_do_nothing().returning(deliveries.c.id)
+        )
     return stmt
 
 
@@ -103,25 +109,49 @@ def plan(uow_factory, event: Event, settings: Settings, *,
     Raises lifecycle.NotYetRouted when the complaint_routed it follows has not been handled yet
     (the consumer retries it later through its retry queues).
     """
-    data = event.data
-    complaint_id = str(data["complaint_id"])
+    return plan_batch(uow_factory, [event], settings, slots=slots)
+
+
+def plan_batch(uow_factory, events: list[Event], settings: Settings, *,
+               slots: SendSlots | None = None) -> Planned:
+    """`plan` for several events in ONE transaction (a batch from the consumer).
+
+    Each event is claimed on its own (a redelivered one plans nothing); the views of all their
+    complaints are read in one statement (locked, in complaint order) and written back in one,
+    the deliveries of all of them inserted in one. Events of the same complaint are planned in
+    their order, each seeing the view the previous one left. Unit deliveries get free send slots
+    first (the flow waits for them). Any error rolls the whole batch back (nothing planned,
+    slots given back); the consumer then handles its events one at a time.
+    """
     now = utcnow()
     leased: list[dict] = []
     pending: list[str] = []
     with uow_factory() as uow:
         s = uow.session
-        if not uow.claim(CONSUMER, event.event_id):
+        fresh = [e for e in events if uow.claim(CONSUMER, e.event_id)]
+        if not fresh:
             uow.commit()
             return Planned([], [])
-        view = _load_view(s, complaint_id)
-        result: Plan = plan_event(event.event_type, data, event.event_id, view, settings.policy)
-        if result.view is not None:
-            _save_view(s, result.view, exists=view is not None, now=now)
-        insert = _insert_delivery_statement(s)
-        granted = slots.reserve(len(result.deliveries)) if slots and result.deliveries else 0
+        # Core statements on the session's connection (same transaction): the ORM's execute
+        # path adds nothing for them but CPU.
+        conn = s.connection()
+        stored = _load_views(conn, {str(e.data["complaint_id"]) for e in fresh})
+        views = dict(stored)
+        changed: dict[str, ComplaintView] = {}
+        rows: list[dict] = []
+        for event in fresh:
+            complaint_id = str(event.data["complaint_id"])
+            result: Plan = plan_event(event.event_type, event.data, event.event_id,
+                                      views.get(complaint_id), settings.policy)
+            if result.view is not None:
+                views[complaint_id] = changed[complaint_id] = result.view
+            rows.extend(_delivery_rows(event, complaint_id, result, now))
+        _save_views(conn, changed, stored, now)
+        rows.sort(key=lambda r: r["audience"] != "unit")  # stable: units first, then in order
+        granted = slots.reserve(len(rows)) if slots and rows else 0
         try:
-            _insert_deliveries(s, insert, event, complaint_id, result, granted, now, settings,
-                               leased, pending)
+            _insert_deliveries(conn, _insert_delivery_statement(s), rows, granted, now,
+                               settings, leased, pending)
             uow.commit()
         except BaseException:
             if granted:
@@ -132,12 +162,9 @@ def plan(uow_factory, event: Event, settings: Settings, *,
     return Planned(leased, pending)
 
 
-def _insert_deliveries(s, insert, event, complaint_id, result, granted, now, settings, leased,
-                       pending) -> None:
-    """Insert the planned deliveries; the first `granted` ones leased to this worker."""
-    for p in result.deliveries:
-        lease_now = len(leased) < granted
-        row = {
+def _delivery_rows(event: Event, complaint_id: str, result: Plan, now) -> list[dict]:
+    return [
+        {
             "id": p.delivery_id,
             "cause_event_id": str(event.event_id),
             "complaint_id": complaint_id,
@@ -147,25 +174,42 @@ def _insert_deliveries(s, insert, event, complaint_id, result, granted, now, set
             "template": p.template_event,
             "context": p.context,
             "status": "pending",
-            "attempts": 1 if lease_now else 0,
+            "attempts": 0,
             "created_at": now,
             "next_attempt_at": now,
-            "lease_until": now + settings.lease if lease_now else None,
+            "lease_until": None,
             "reply_window_until": result.reply_windows.get(p.delivery_id),
         }
-        inserted = s.execute(insert, row).rowcount
-        if lease_now and inserted:
+        for p in result.deliveries
+    ]
+
+
+def _insert_deliveries(conn, insert, rows, granted, now, settings, leased, pending) -> None:
+    """Insert the planned deliveries in one statement; the first `granted` ones leased to this
+    worker (a row that existed already is not: whoever holds it sends it)."""
+    if not rows:
+        return
+    for row in rows[:granted]:
+        row["attempts"] = 1
+        row["lease_until"] = now + settings.lease
+    inserted = set(conn.execute(insert, rows if len(rows) > 1 else rows[0]).scalars())
+    for row in rows:
+        if row["attempts"] and row["id"] in inserted:
             leased.append(row)
         else:
-            # Not leased here (no slot), or it existed already (then whoever holds it sends
-            # it): an id to try to lease later.
-            pending.append(p.delivery_id)
+            # Not leased here (no slot), or it existed already: an id to try to lease later.
+            pending.append(row["id"])
 
 
 # Statements of the plan, built once with bind parameters (no per-event construction).
-_VIEW_SELECT = select(complaint_views).where(complaint_views.c.complaint_id == bindparam("b_id"))
-# Lifecycle events of one complaint update its view in turn (row lock; PostgreSQL only).
-_VIEW_SELECT_LOCKED = _VIEW_SELECT.with_for_update()
+_VIEWS_SELECT = (
+    select(complaint_views)
+    .where(complaint_views.c.complaint_id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(complaint_views.c.complaint_id)
+)
+# Lifecycle events of one complaint update its view in turn (row locks, taken in complaint
+# order so that two batches never wait for each other crosswise; PostgreSQL only).
+_VIEWS_SELECT_LOCKED = _VIEWS_SELECT.with_for_update()
 _VIEW_INSERT = complaint_views.insert()
 _VIEW_UPDATES: dict[tuple[str, ...], object] = {}
 
@@ -181,12 +225,13 @@ def _view_update(names: tuple[str, ...]):
     return stmt
 
 
-def _load_view(s, complaint_id: str) -> ComplaintView | None:
-    query = _VIEW_SELECT_LOCKED if s.bind.dialect.name == "postgresql" else _VIEW_SELECT
-    row = s.execute(query, {"b_id": complaint_id}).one_or_none()
-    if row is None:
-        return None
-    m = row._mapping
+def _load_views(conn, complaint_ids) -> dict[str, ComplaintView]:
+    query = _VIEWS_SELECT_LOCKED if conn.dialect.name == "postgresql" else _VIEWS_SELECT
+    found = conn.execute(query, {"b_ids": sorted(complaint_ids)}).all()
+    return {str(row.complaint_id): _view_from_row(row._mapping) for row in found}
+
+
+def _view_from_row(m) -> ComplaintView:
     return ComplaintView(
         complaint_id=m["complaint_id"],
         tracking_code=m["tracking_code"],
@@ -205,8 +250,8 @@ def _load_view(s, complaint_id: str) -> ComplaintView | None:
     )
 
 
-def _save_view(s, view: ComplaintView, *, exists: bool, now) -> None:
-    values = {
+def _view_values(view: ComplaintView, now) -> dict:
+    return {
         "tracking_code": view.tracking_code,
         "unit_code": view.unit_code,
         "unit_name": view.unit_name,
@@ -222,11 +267,20 @@ def _save_view(s, view: ComplaintView, *, exists: bool, now) -> None:
         "last_inbound_at": view.last_inbound_at,
         "updated_at": now,
     }
-    if exists:
-        s.execute(_view_update(tuple(values)),
-                  {"b_id": view.complaint_id, **{f"b_{k}": v for k, v in values.items()}})
-    else:
-        s.execute(_VIEW_INSERT, {"complaint_id": view.complaint_id, **values})
+
+
+def _save_views(conn, changed: dict[str, ComplaintView], stored: dict, now) -> None:
+    """Insert the new views and update the stored ones that changed (one statement each)."""
+    new = [{"complaint_id": view.complaint_id, **_view_values(view, now)}
+           for cid, view in changed.items() if cid not in stored]
+    if new:
+        conn.execute(_VIEW_INSERT, new if len(new) > 1 else new[0])
+    updates = [{"b_id": view.complaint_id,
+                **{f"b_{k}": v for k, v in _view_values(view, now).items()}}
+               for cid, view in changed.items() if cid in stored]
+    if updates:
+        conn.execute(_view_update(tuple(k[2:] for k in updates[0] if k != "b_id")),
+                     updates if len(updates) > 1 else updates[0])
 
 
 # -- what is due ----------------------------------------------------------------------------
@@ -318,7 +372,7 @@ _MARK_SENT = (
 def _lease(uow_factory, delivery_id: str, lease: timedelta) -> dict | None:
     now = utcnow()
     with uow_factory() as uow:
-        found = uow.session.execute(
+        found = uow.session.connection().execute(
             _LEASE, {"b_id": delivery_id, "b_now": now, "b_until": now + lease}
         ).one_or_none()
         row = dict(found._mapping) if found is not None else None
@@ -389,7 +443,7 @@ def send_leased(
     seconds = _since(started)
     now = utcnow()
     with uow_factory() as uow:
-        uow.session.execute(_MARK_SENT, {
+        uow.session.connection().execute(_MARK_SENT, {
             "b_id": row["id"], "b_now": now, "b_provider": provider.name,
             "b_message_id": result.provider_message_id[:200],
         })

@@ -6,11 +6,12 @@ Addresses are personal data: they go to the provider and nowhere else (not in lo
 exception messages).
 """
 
+import itertools
 import json
 import logging
 import os
 import re
-import tempfile
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,6 +94,11 @@ class FileProvider(Provider):
     def __init__(self, outbox_dir: Path | str, *, clock: Callable[[], datetime] | None = None):
         self.outbox_dir = Path(outbox_dir)
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._dir_ready = False  # created at the first send (and again if it disappears)
+        # Temporary names unique to this provider instance (and process, and host): no random
+        # name generation and retry loop (tempfile.mkstemp) per message.
+        self._tmp_prefix = uuid.uuid4().hex[:12]
+        self._tmp_counter = itertools.count()
 
     def path_for(self, delivery_id: str) -> Path:
         if not _DELIVERY_ID.match(delivery_id):
@@ -118,8 +124,14 @@ class FileProvider(Provider):
         }
         payload = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
         try:
-            self.outbox_dir.mkdir(parents=True, exist_ok=True)
-            _blocking(self._write_atomically, target, payload)
+            if not self._dir_ready:
+                self.outbox_dir.mkdir(parents=True, exist_ok=True)
+                self._dir_ready = True
+            try:
+                _blocking(self._write_atomically, target, payload)
+            except FileNotFoundError:  # the directory was removed since: create it again
+                self.outbox_dir.mkdir(parents=True, exist_ok=True)
+                _blocking(self._write_atomically, target, payload)
         except OSError as exc:
             raise TemporaryProviderError(
                 f"delivery {delivery_id}: cannot write to file outbox ({exc.strerror})"
@@ -130,7 +142,9 @@ class FileProvider(Provider):
     def _write_atomically(self, target: Path, payload: bytes) -> None:
         # The temporary name starts with a dot and does not end in .json, so a reader globbing
         # "*.json" never picks it up.
-        fd, tmp = tempfile.mkstemp(dir=self.outbox_dir, prefix=f".{target.stem}.", suffix=".tmp")
+        tmp = self.outbox_dir / (
+            f".{target.stem}.{self._tmp_prefix}{next(self._tmp_counter)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(payload)
@@ -138,5 +152,5 @@ class FileProvider(Provider):
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise

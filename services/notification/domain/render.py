@@ -91,8 +91,13 @@ class TemplateCatalogue:
             ),
             trim_blocks=True,
             lstrip_blocks=True,
+            # Templates ship with the code: no stat() of every template and layout per render
+            # to see whether the file changed (about 20 per complaint).
+            auto_reload=False,
         )
         self._env.filters.update(tanggal=format_date, tanggal_jam=format_datetime, nl2br=_nl2br)
+        # (event, audience) -> {part: compiled template}, looked up once per pair.
+        self._compiled: dict[tuple[str, str], dict[str, Any]] = {}
 
     def templates(self) -> list[tuple[str, str]]:
         """Every (event, audience) pair that has at least one template file, sorted."""
@@ -104,13 +109,10 @@ class TemplateCatalogue:
         return sorted(pairs)
 
     def render(self, event: str, audience: str, context: Mapping[str, Any]) -> RenderedMessage:
-        names = self._names(event, audience)
-        safe_context = redact(audience, context)
         try:
-            parts = {
-                part: self._env.get_template(name).render(safe_context)
-                for part, name in names.items()
-            }
+            templates = self._templates(event, audience)
+            safe_context = redact(audience, context)
+            parts = {part: template.render(safe_context) for part, template in templates.items()}
         except TemplateNotFound as exc:
             raise UnknownTemplate(f"{event}/{audience}: missing template {exc.name}") from exc
         except UndefinedError as exc:
@@ -121,6 +123,15 @@ class TemplateCatalogue:
             html=parts["html"].strip(),
             sms=_one_line(parts["sms"]),
         )
+
+    def _templates(self, event: str, audience: str) -> dict[str, Any]:
+        key = (event, audience)
+        found = self._compiled.get(key)
+        if found is None:
+            names = self._names(event, audience)
+            found = {part: self._env.get_template(name) for part, name in names.items()}
+            self._compiled[key] = found
+        return found
 
     def required_variables(self, event: str, audience: str) -> frozenset[str]:
         """Every variable the templates of the pair (and their layouts) may read."""

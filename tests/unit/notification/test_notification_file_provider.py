@@ -1,5 +1,6 @@
 import json
 import logging
+import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -94,3 +95,22 @@ def test_address_never_reaches_the_log(tmp_path, caplog):
     FileProvider(tmp_path).send(DELIVERY_ID, "email", ADDRESS, make_message())
     assert DELIVERY_ID in caplog.text
     assert ADDRESS not in caplog.text
+
+
+def test_an_outbox_directory_removed_while_running_is_created_again_on_the_next_send(tmp_path):
+    provider = FileProvider(tmp_path / "outbox")
+    provider.send("delivery-a", "email", ADDRESS, make_message())
+    shutil.rmtree(tmp_path / "outbox")
+
+    provider.send("delivery-b", "email", ADDRESS, make_message())
+
+    assert [f.name for f in (tmp_path / "outbox").iterdir()] == ["delivery-b.json"]
+
+
+def test_many_sends_leave_only_their_files_and_no_temporary_ones(tmp_path):
+    provider = FileProvider(tmp_path)
+    for i in range(20):
+        provider.send(f"delivery-{i % 5}", "email", ADDRESS, make_message(sms=f"ke-{i}"))
+
+    assert sorted(f.name for f in tmp_path.iterdir()) == [f"delivery-{i}.json" for i in range(5)]
+    assert json.loads((tmp_path / "delivery-4.json").read_text())["sms"] == "ke-19"

@@ -1,0 +1,417 @@
+"""CPU per complaint of notification: complaint_routed -> the unit's and the complainant's
+deliveries sent (files written, rows `sent`, notification_sent events published).
+
+    PYTHONPATH=. .venv/bin/python bench/notification_cpu.py [--complaints 400] [--rate 25]
+        [--tree DIR] [--profile FILE]
+
+The service runs exactly as `make bench` runs it (`nameko run --config
+services/notification/config.yaml services.notification.service`: file provider, unit channel
+e-mail, 20 workers, 20 send slots, INFO logging) against a fresh, migrated PostgreSQL database
+and a private RabbitMQ vhost. intake's `get_contact` and routing's `get_unit_contacts` are
+answered by stand-ins in another process, and this process publishes the complaint_routed
+events (as routing's relay does) and watches the database, so neither counts as notification's
+CPU. Each complainant left an e-mail address, as the benchmark's complainants do.
+
+Two phases: a backlog (every event published at once; the service drains it as fast as it
+can) and an open-loop phase at `--rate` events/s (below saturation: the cleanest CPU figure,
+and the latency complaint_routed published -> the unit's delivery `sent_at`). CPU figures are
+utime+stime of the service process (/proc/<pid>/stat) and of the PostgreSQL backends serving its
+database (pg_stat_activity -> /proc), net of the idle CPU measured for 4 s before the load
+(timers, outbox polls). CPU time, not wall time, because the machine is shared.
+
+`--handlers` measures notification's own code only, in this process without nameko or a broker:
+`handlers.plan` and `handlers.send_leased` for each event (file provider, the address given),
+with the statements and commits per complaint counted.
+
+`--tree DIR` runs the service from another copy of the code (e.g. `git archive HEAD | tar -x -C
+/tmp/rev`) with this same script, for interleaved before/after runs. `--profile FILE` runs the
+service under cProfile with time.process_time as its clock (pstats file written at stop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+UNIT = "kua-merigi"
+
+
+# ------------------------------------------------------------------- roles in other processes
+
+
+def run_service(profile: str | None) -> None:
+    """The notification service, as `nameko run` runs it (optionally under cProfile)."""
+    import eventlet
+
+    eventlet.monkey_patch()
+    import cProfile
+
+    from nameko.cli.main import main as nameko_main
+
+    sys.argv = ["nameko", "run", "--config", "services/notification/config.yaml",
+                "services.notification.service"]
+    prof = cProfile.Profile(time.process_time) if profile else None
+    if prof:
+        prof.enable()
+    try:
+        nameko_main()
+    finally:
+        if prof:
+            prof.disable()
+            prof.dump_stats(profile)
+
+
+def run_standins() -> None:
+    """intake's get_contact and routing's get_unit_contacts, answered from memory."""
+    import eventlet
+
+    eventlet.monkey_patch()
+    from nameko.rpc import rpc
+    from nameko.runners import ServiceRunner
+
+    class Intake:
+        name = "intake"
+
+        @rpc
+        def get_contact(self, complaint_id):
+            return {"name": "Warga Uji", "email": f"warga.{complaint_id[:8]}@example.com",
+                    "phone": None, "channel": "web"}
+
+    class Routing:
+        name = "routing"
+
+        @rpc
+        def get_unit_contacts(self, unit_code):
+            return {"code": unit_code, "name": "KUA Kecamatan Merigi",
+                    "email": f"{unit_code}@kemenag.example", "whatsapp": "+6281100000003",
+                    "head": None}
+
+    runner = ServiceRunner({"AMQP_URI": os.environ["AMQP_URI"], "serializer": "json"})
+    runner.add_service(Intake)
+    runner.add_service(Routing)
+    signal.signal(signal.SIGTERM, lambda *_: eventlet.spawn_n(runner.stop))
+    runner.start()
+    print("ready", flush=True)
+    runner.wait()
+
+
+# ------------------------------------------------------------------------------ measuring
+
+
+def handlers_only(complaints: int, profile: str | None) -> dict:
+    """Client CPU of plan + send_leased per complaint_routed, statements and commits."""
+    import cProfile
+
+    from sqlalchemy import event as sa_event
+    from sqlalchemy.orm import sessionmaker
+
+    from bench.infra import Databases
+    from services.cli import SERVICES_DIR
+    from services.notification import handlers
+    from services.notification.db import outbox, processed_events
+    from services.notification.domain.render import TemplateCatalogue
+    from services.notification.settings import Settings
+    from shared.contracts import load_event
+    from shared.db import UnitOfWork, make_engine
+    from shared.migrate import upgrade
+
+    dbs, engine = Databases(), None
+    try:
+        url = dbs.create("notification_handlers")
+        upgrade(SERVICES_DIR / "notification" / "migrations", url)
+        engine = make_engine(url, pool_size=1, max_overflow=0)
+        counts = {"statements": 0, "commits": 0}
+
+        def count(what):
+            return lambda *_: counts.__setitem__(what, counts[what] + 1)
+
+        sa_event.listen(engine, "before_cursor_execute", count("statements"))
+        sa_event.listen(engine, "commit", count("commits"))
+        factory = sessionmaker(engine, expire_on_commit=False)
+
+        def uow():
+            return UnitOfWork(factory, outbox, processed_events)
+
+        settings = Settings.from_config({"DUMAS_VAR_DIR": tempfile.mkdtemp(prefix="notifcpu-"),
+                                         "PUBLIC_BASE_URL": "http://127.0.0.1:8001"})
+        providers = settings.build_providers()
+        catalogue = TemplateCatalogue()
+
+        class Slots:
+            def reserve(self, wanted):
+                return wanted
+
+            def release(self, count):
+                pass
+
+        def one(event):
+            for row in handlers.plan(uow, event, settings, slots=Slots()).leased:
+                handlers.send_leased(
+                    uow, row, resolve_address=lambda _d: "warga@example.com",
+                    catalogue=catalogue, settings=settings,
+                    provider_for=lambda a, c: providers[settings.routes[(a, c)]])
+
+        events = [load_event(json.loads(json.dumps(routed_event(i), default=str)))
+                  for i in range(complaints + 50)]
+        for e in events[:50]:  # warm up
+            one(e)
+        events = events[50:]
+        counts.update(statements=0, commits=0)
+        prof = cProfile.Profile(time.process_time) if profile else None
+        c0 = time.process_time()
+        if prof:
+            prof.enable()
+        for e in events:
+            one(e)
+        if prof:
+            prof.disable()
+            prof.dump_stats(profile)
+        n = len(events)
+        return {"complaints": n, "client_cpu_ms": round(1000 * (time.process_time() - c0) / n, 2),
+                "statements": counts["statements"] / n, "commits": counts["commits"] / n}
+    finally:
+        if engine is not None:
+            engine.dispose()
+        dbs.close()
+
+
+def proc_cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class Cpu:
+    """CPU seconds of the service process and of its database's backends (not ours)."""
+
+    def __init__(self, conn, pid: int):
+        self.conn = conn
+        self.pid = pid
+
+    def read(self) -> tuple[float, dict[int, float]]:
+        from sqlalchemy import text
+
+        pids = self.conn.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()")).scalars().all()
+        return proc_cpu(self.pid), {p: proc_cpu(p) for p in pids}
+
+    @staticmethod
+    def delta(a, b) -> tuple[float, float]:
+        service = b[0] - a[0]
+        backends = sum(v - a[1].get(p, 0.0) for p, v in b[1].items())
+        return service, backends
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def routed_event(seq_no: int, contact: bool = True) -> dict:
+    from shared.contracts import build_event
+
+    now = datetime.now(UTC)
+    complaint_id = str(uuid.uuid4())
+    data = {
+        "complaint_id": complaint_id,
+        "tracking_code": f"DMS-{uuid.uuid4().hex[:4].upper()}-{seq_no:04d}",
+        "unit_code": UNIT, "unit_name": "KUA Kecamatan Merigi", "unit_type": "kua",
+        "stage": "live", "rule": "kua_by_kecamatan",
+        "reason": "Kategori nikah_rujuk di kecamatan asal", "category": "nikah_rujuk",
+        "channel": "web", "confidentiality": "public",
+        "contact_channels": ["email"] if contact else [],
+        "summary": "Pendaftaran nikah sudah dua minggu belum diproses.",
+        "routed_at": now, "due_at": now + timedelta(days=14), "status": "routed", "seq": 1,
+    }
+    return build_event("complaint_routed", data, correlation_id=complaint_id)
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--role", choices=("bench", "service", "standins"), default="bench")
+    parser.add_argument("--complaints", type=int, default=400)
+    parser.add_argument("--rate", type=float, default=25.0)
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--tree", default=str(ROOT))
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--handlers", action="store_true",
+                        help="plan + send in this process only (no nameko, no broker)")
+    parser.add_argument("--no-contact", action="store_true",
+                        help="complainants left no contact: the unit's delivery only")
+    args = parser.parse_args()
+    if args.role == "service":
+        run_service(args.profile)
+        return {}
+    if args.role == "standins":
+        run_standins()
+        return {}
+    if args.handlers:
+        return handlers_only(args.complaints, args.profile)
+
+    import requests
+    from kombu import Connection, Exchange, Producer
+    from sqlalchemy import create_engine, text
+
+    from bench.infra import Databases, Vhost
+    from services.cli import SERVICES_DIR
+    from shared.migrate import upgrade
+    from shared.outbox import declare_subscriber_queues
+
+    dbs, vhost, procs, engine = Databases(), Vhost("dumas_notifcpu"), [], None
+    var_dir = Path(tempfile.mkdtemp(prefix="notifcpu-"))
+    try:
+        url = dbs.create("notification_cpu")
+        upgrade(SERVICES_DIR / "notification" / "migrations", url)
+        port = free_port()
+        env = dict(os.environ, AMQP_URI=vhost.uri, NOTIFICATION_DATABASE_URL=url,
+                   NOTIFICATION_HTTP_ADDRESS=f"127.0.0.1:{port}", DUMAS_VAR_DIR=str(var_dir),
+                   PUBLIC_BASE_URL="http://127.0.0.1:8001", PYTHONPATH=args.tree,
+                   EVENTLET_TESTS="1", PYTHONUNBUFFERED="1")
+        me = str(Path(__file__).resolve())
+        standins = subprocess.Popen(  # noqa: S603
+            [sys.executable, me, "--role", "standins"], cwd=args.tree, env=env,
+            stdout=subprocess.PIPE, stderr=(var_dir / "standins.log").open("w"))
+        procs.append(standins)
+        assert standins.stdout.readline().strip() == b"ready", "stand-ins did not start"
+        service_cmd = [sys.executable, me, "--role", "service"]
+        if args.profile:
+            service_cmd += ["--profile", str(Path(args.profile).resolve())]
+        service = subprocess.Popen(  # noqa: S603
+            service_cmd, cwd=args.tree, env=env, stdout=subprocess.DEVNULL,
+            stderr=(var_dir / "service.log").open("w"))
+        procs.append(service)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or service.poll() is not None:
+                raise RuntimeError(f"service did not start; see {var_dir}/service.log")
+            time.sleep(0.2)
+
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        cpu = Cpu(conn, service.pid)
+        amqp = Connection(vhost.uri, transport_options={"confirm_publish": True})
+        producer = Producer(amqp.channel())
+        exchange = Exchange("routing.events", type="topic", durable=True)
+        exchange(producer.channel).declare()
+        declare_subscriber_queues(producer.channel, "routing.events")
+
+        def publish(envelope: dict) -> None:
+            producer.publish(json.dumps(envelope, default=str), exchange="routing.events",
+                             routing_key="complaint_routed", content_type="application/json",
+                             content_encoding="utf-8", delivery_mode=2,
+                             message_id=envelope["event_id"],
+                             correlation_id=envelope["correlation_id"], retry=False)
+
+        def done() -> tuple[int, int]:
+            sent = conn.execute(text(
+                "SELECT count(*) FROM deliveries WHERE status = 'sent'")).scalar()
+            unpublished = conn.execute(text(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar()
+            return sent, unpublished
+
+        def wait_for(total_sent: int, timeout: float = 300) -> None:
+            end = time.monotonic() + timeout
+            while True:
+                sent, unpublished = done()
+                if sent >= total_sent and unpublished == 0:
+                    return
+                if time.monotonic() > end:
+                    raise RuntimeError(f"only {sent}/{total_sent} sent, {unpublished} unpublished")
+                time.sleep(0.1)
+
+        per_complaint = 1 if args.no_contact else 2
+        # Warm up (first connections, templates, statement caches), then idle CPU.
+        warm = 20
+        for i in range(warm):
+            publish(routed_event(i))
+        wait_for(2 * warm)
+        time.sleep(1)
+        a = cpu.read()
+        t = time.monotonic()
+        time.sleep(4)
+        idle_s, idle_b = Cpu.delta(a, cpu.read())
+        idle_s, idle_b = idle_s / (time.monotonic() - t), idle_b / (time.monotonic() - t)
+        total = 2 * warm
+
+        published_at: dict[str, datetime] = {}
+
+        def phase(n: int, paced: float | None) -> dict:
+            nonlocal total
+            events = [routed_event(i, not args.no_contact) for i in range(n)]
+            a, t0 = cpu.read(), time.monotonic()
+            for i, e in enumerate(events):
+                if paced:
+                    delay = t0 + i / paced - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                published_at[e["data"]["complaint_id"]] = datetime.now(UTC)
+                publish(e)
+            total += per_complaint * n
+            wait_for(total)
+            elapsed = time.monotonic() - t0
+            s, b = Cpu.delta(a, cpu.read())
+            s_net, b_net = s - idle_s * elapsed, b - idle_b * elapsed
+            return {"complaints": n, "seconds": round(elapsed, 2),
+                    "service_cpu_ms": round(1000 * s_net / n, 2),
+                    "db_backend_cpu_ms": round(1000 * b_net / n, 2),
+                    "total_cpu_ms": round(1000 * (s_net + b_net) / n, 2)}
+
+        results = {"tree": args.tree, "idle_cpu_ms_per_s": round(1000 * idle_s, 1)}
+        results["backlog"] = phase(args.complaints, None)
+        results["backlog"]["per_s"] = round(args.complaints / results["backlog"]["seconds"], 1)
+        published_at.clear()
+        results["paced"] = phase(int(args.rate * args.seconds), args.rate)
+        rows = conn.execute(text(
+            "SELECT complaint_id, sent_at FROM deliveries "
+            "WHERE audience = 'unit' AND complaint_id = ANY(:ids)"),
+            {"ids": list(published_at)}).all()
+        # complaint_routed published -> the unit's delivery marked sent
+        lat = sorted((r.sent_at - published_at[r.complaint_id]).total_seconds() * 1000
+                     for r in rows)
+        q = statistics.quantiles(lat, n=100)
+        results["paced"]["routed_to_unit_sent_ms"] = {
+            "p50": round(q[49], 1), "p95": round(q[94], 1), "p99": round(q[98], 1)}
+        amqp.release()
+        conn.close()
+        return results
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        if engine is not None:
+            engine.dispose()
+        vhost.close()
+        dbs.close()
+
+
+if __name__ == "__main__":
+    result = main()
+    if result:
+        print(json.dumps(result, indent=1))
