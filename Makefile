@@ -52,7 +52,7 @@ test-e2e: venv ## End-to-end tests (the four services as processes)
 	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
 
 lint: venv ## ruff check
-	$(VENV)/bin/ruff check services shared tests
+	$(VENV)/bin/ruff check services shared tests bench deploy
 
 .PHONY: bench
 BENCH_ARGS ?=

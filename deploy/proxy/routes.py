@@ -154,7 +154,8 @@ def owner(rule: str, owners: set[str]) -> str:
 
 def sample_path(rule: str) -> str:
     """A concrete request path the rule matches (one value per converter)."""
-    values = {"int": "12345", "path": "a/contoh.css", "uuid": "0b5e7f6c-1d2e-4f3a-9b8c-7d6e5f4a3b2c"}
+    values = {"int": "12345", "path": "a/contoh.css",
+              "uuid": "0b5e7f6c-1d2e-4f3a-9b8c-7d6e5f4a3b2c"}
     return RULE_PART.sub(lambda m: values.get(m.group(1) or "string", "contoh"), rule)
 
 
