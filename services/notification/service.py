@@ -8,6 +8,7 @@ never holds the event consumers: what finds no free slot now, the sweep sends la
 
 import logging
 import time
+from functools import partial
 
 import eventlet
 from eventlet.greenpool import GreenPool
@@ -61,7 +62,8 @@ class Sender(DependencyProvider):
     At most ``send_concurrency`` sends run at once (a semaphore of send slots). A consumer that
     plans deliveries reserves free slots once its plan is known, and the deliveries it will send
     itself are leased in the planning transaction (see handlers.plan); what finds no free slot
-    waits for the sweep.
+    is sent by a drainer started at once (`kick`), which takes each slot as soon as a send gives
+    it back, oldest delivery first; the 2-second sweep runs the same drainer for retries.
     """
 
     def setup(self):
@@ -72,6 +74,8 @@ class Sender(DependencyProvider):
         self.pool = GreenPool(max(1000, self.settings.send_concurrency))
         self.unit_contacts = TtlCache(float(
             self.container.config.get("NOTIFICATION_UNIT_CONTACTS_TTL", UNIT_CONTACTS_TTL)))
+        self._draining = False
+        self._drain_again = False
 
     def stop(self):
         # Let sends in flight finish (their lease would otherwise delay them by a minute).
@@ -127,6 +131,41 @@ class Sender(DependencyProvider):
             self.pool.spawn_n(self._run, handlers.send_one, db, delivery_id, resolve_address)
             spawned += 1
         return spawned
+
+    def kick(self, db, fetch_due, resolve_address) -> None:
+        """Drain due deliveries now, in the background, instead of at the next sweep: planned
+        deliveries that found no free slot would otherwise wait up to two seconds while slots
+        free up. One drainer at a time (two would fetch the same rows and race for their
+        leases); a kick while it runs makes it look once more before it ends."""
+        if self._draining:
+            self._drain_again = True
+            return
+        self._draining = True
+        self.container.spawn_managed_thread(
+            partial(self.drain_exclusive, db, fetch_due, resolve_address, SWEEP_BUDGET,
+                    owned=True),
+            identifier="notification.drain")
+
+    def drain_exclusive(self, db, fetch_due, resolve_address, budget: float,
+                        owned: bool = False) -> int:
+        """`drain`, unless another drainer runs (then it is asked to look once more)."""
+        if not owned:
+            if self._draining:
+                self._drain_again = True
+                return 0
+            self._draining = True
+        sent = 0
+        try:
+            while True:
+                self._drain_again = False
+                sent += self.drain(db, fetch_due, resolve_address, budget)
+                if not self._drain_again:
+                    return sent
+        except Exception:
+            log.exception("draining due deliveries failed; the sweep tries again")
+            return sent
+        finally:
+            self._draining = False
 
     def drain(self, db, fetch_due, resolve_address, budget: float) -> int:
         """Send due deliveries until none is left or `budget` seconds pass.
@@ -266,7 +305,8 @@ class NotificationService:
             # Retried through the consumer's retry queues; routed normally arrives within ms.
             raise RuntimeError(f"waiting for complaint_routed: {exc}") from exc
         sender.send_leased(self.db, planned.leased, self._address)
-        sender.dispatch(self.db, planned.pending, self._address)
+        if sender.dispatch(self.db, planned.pending, self._address) < len(planned.pending):
+            sender.kick(self.db, self._fetch_due, self._address)
 
     @timer(interval=2)
     def sweep(self):
@@ -277,11 +317,11 @@ class NotificationService:
         OLDEST_PENDING.set(oldest)
         SEND_SLOTS_IN_USE.set(self.sender.in_use())
 
-        def fetch_due(limit):
-            with self.db.session() as session:
-                return handlers.due_deliveries(session, limit=limit)
+        self.sender.drain_exclusive(self.db, self._fetch_due, self._address, SWEEP_BUDGET)
 
-        self.sender.drain(self.db, fetch_due, self._address, SWEEP_BUDGET)
+    def _fetch_due(self, limit):
+        with self.db.session() as session:
+            return handlers.due_deliveries(session, limit=limit)
 
     def _address(self, delivery: dict) -> str | None:
         """Look the address up at send time: personal data is never stored here."""
