@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 
 from services.notification.db import complaint_views, deliveries
 from services.notification.domain.lifecycle import ComplaintView, Plan, plan_event
@@ -286,20 +286,25 @@ def _save_views(conn, changed: dict[str, ComplaintView], stored: dict, now) -> N
 # -- what is due ----------------------------------------------------------------------------
 
 
-def due_deliveries(session, limit: int = 100) -> list[str]:
-    now = utcnow()
-    return list(
-        session.execute(
-            select(deliveries.c.id)
-            .where(
-                deliveries.c.status == "pending",
-                deliveries.c.next_attempt_at <= now,
-                or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now),
-            )
-            .order_by(deliveries.c.next_attempt_at)
-            .limit(limit)
-        ).scalars()
+# Units first, then oldest first: when sends queue (slots busy, e.g. complainant sends waiting
+# for intake's contact lookup during a burst), the unit that must act on a complaint is told
+# before complainants are told that it was passed on; nothing is skipped, only ordered.
+_DUE = (
+    select(deliveries.c.id)
+    .where(
+        deliveries.c.status == "pending",
+        deliveries.c.next_attempt_at <= bindparam("now", type_=deliveries.c.next_attempt_at.type),
+        or_(deliveries.c.lease_until.is_(None),
+            deliveries.c.lease_until < bindparam("now", type_=deliveries.c.lease_until.type)),
     )
+    .order_by(case((deliveries.c.audience == "unit", 0), else_=1),
+              deliveries.c.next_attempt_at)
+    .limit(bindparam("limit"))
+)
+
+
+def due_deliveries(session, limit: int = 100) -> list[str]:
+    return list(session.execute(_DUE, {"now": utcnow(), "limit": limit}).scalars())
 
 
 def pending_stats(session) -> tuple[int, float]:

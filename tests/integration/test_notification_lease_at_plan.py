@@ -134,3 +134,21 @@ def test_a_lease_taken_at_planning_by_a_worker_that_died_expires_and_the_sweep_s
     assert sorted(due) == sorted(r["id"] for r in planned.leased)
     again = handlers._lease(uow, due[0], settings.lease)
     assert again is not None and again["attempts"] == 2
+
+
+def test_waiting_unit_deliveries_are_sent_before_waiting_complainant_deliveries(db, settings):
+    engine, uow = db
+    events = [routed_event({"email": f"warga{i}@contoh.id"}) for i in range(3)]
+    for event in events:  # no free slot: everything waits, in planning order
+        handlers.plan(uow, event, settings, slots=Slots(free=0))
+    with engine.connect() as conn:
+        audience = dict(conn.execute(select(deliveries.c.id, deliveries.c.audience)).all())
+        created = dict(conn.execute(select(deliveries.c.id, deliveries.c.next_attempt_at)).all())
+
+    with sessionmaker(engine)() as session:
+        due = handlers.due_deliveries(session)
+
+    assert [audience[d] for d in due] == ["unit"] * 3 + ["complainant"] * 3
+    units, complainants = due[:3], due[3:]
+    assert [created[d] for d in units] == sorted(created[d] for d in units)  # oldest first
+    assert [created[d] for d in complainants] == sorted(created[d] for d in complainants)
