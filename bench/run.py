@@ -65,6 +65,8 @@ FULL = {
     "max_load_seconds": 30,
     "max_load_drain": 60,
     "latency_drain": 30,
+    # before each latency phase and the burst: the previous phase's remaining work done
+    "settle": 90,
     "latency_rates": [25, 50, 100],
     "latency_seconds": 20,
     "burst": 5000,
@@ -80,6 +82,7 @@ QUICK = {
     "max_load_seconds": 15,
     "max_load_drain": 30,
     "latency_drain": 20,
+    "settle": 45,
     "latency_seconds": 6,
     "burst": 1500,
     "routing_decisions": 5000,
@@ -455,6 +458,20 @@ class DumasCluster:
         return out
 
 
+    def wait_quiet(self, vhost: Vhost, timeout: float) -> tuple[bool, float]:
+        """Wait until the previous phase's work is done: no message queued (dead letters
+        aside), no delivery pending, no outbox row unpublished. A phase completes when the unit
+        is notified; what follows it (complainant messages, intake's status updates, the
+        reporting of it) would otherwise run during the next phase and be measured as its
+        latency. (quiet?, seconds waited)."""
+        started = time.monotonic()
+        quiet, _ = wait_until(
+            lambda: (self.queued_messages(vhost) == 0 and self.pending_deliveries() == 0
+                     and not any(self.outbox_backlog().values()), None),
+            budget(timeout), 1.0)
+        return quiet, round(time.monotonic() - started, 1)
+
+
 class BacklogWatcher:
     """Samples, every `interval` s, the messages waiting in each queue of the vhost and the
     deliveries pending in notification: the largest backlog shows which stage limits the flow."""
@@ -537,7 +554,9 @@ def bench_dumas(cfg: dict, vhost: Vhost, dbs: Databases, free_port) -> dict:
                 if out_of_time(cfg["latency_seconds"] + 60):
                     log(f"dumas: no time left for {rate}/s; skipped")
                     continue
-                log(f"dumas: latency at {rate}/s")
+                quiet, settled = cluster.wait_quiet(vhost, cfg["settle"])
+                log(f"dumas: latency at {rate}/s (previous work settled in {settled} s"
+                    f"{'' if quiet else ', NOT quiet'})")
                 cpu0, t0 = cpu_snapshot(cluster.procs), time.monotonic()
                 res = loader.open_loop(rate, cfg["latency_seconds"])
                 codes = [s.key for s in res.accepted]
@@ -547,6 +566,8 @@ def bench_dumas(cfg: dict, vhost: Vhost, dbs: Databases, free_port) -> dict:
                 notified, counted = cluster.latencies(codes)
                 out["latency"].append({
                     "offered_per_s": rate,
+                    "settled_before_s": settled,
+                    "quiet_before": quiet,
                     "achieved_offered_per_s": round(
                         len(res.submissions) / (res.finished - res.started), 1),
                     "errors": res.errors,
@@ -568,6 +589,8 @@ def bench_dumas(cfg: dict, vhost: Vhost, dbs: Databases, free_port) -> dict:
             elif out_of_time(60):
                 log("dumas: no time left for the burst; skipped")
             else:
+                quiet, settled = cluster.wait_quiet(vhost, cfg["settle"])
+                log(f"dumas: previous work settled in {settled} s{'' if quiet else ', NOT quiet'}")
                 bench_burst(cfg, cluster, loader, vhost, out)
         out["processes"] = {}
         for name, p in cluster.procs.items():
@@ -774,8 +797,12 @@ def table(results: dict) -> str:
         add(f"Dumas @{row['offered_per_s']}/s: unit notified p50/p95/p99 ms",
             f"{n['p50_ms']} / {n['p95_ms']} / {n['p99_ms']}",
             "p99 <= 100" if row["offered_per_s"] == 50 else "")
+        settled = row.get("settled_before_s")
         add(f"Dumas @{row['offered_per_s']}/s: counted p99 ms; errors; done/accepted",
-            f"{k['p99_ms']}; {row['errors']}; {row['completed']}/{row['accepted']}")
+            f"{k['p99_ms']}; {row['errors']}; {row['completed']}/{row['accepted']}"
+            + ("" if settled is None else
+               f" (started {settled} s after the previous phase"
+               f"{'' if row.get('quiet_before') else ', not quiet'})"))
         if row.get("cpu_ms_per_complaint"):
             cpu = row["cpu_ms_per_complaint"]
             add(f"Dumas @{row['offered_per_s']}/s: CPU ms/complaint " + "/".join(cpu),
