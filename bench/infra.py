@@ -109,6 +109,45 @@ def proc_sample(pid: int) -> ProcSample | None:
     return ProcSample(cpu, mem.get("VmRSS", 0.0), mem.get("VmHWM", 0.0))
 
 
+def _cpu_of(pid: str) -> tuple[str, float] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name, _, rest = stat.partition("(")[2].rpartition(")")
+    fields = rest.split()
+    return name, (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_cpu() -> dict[str, float]:
+    """CPU seconds used so far outside the measured services: the whole machine (busy time of
+    /proc/stat, all cores), PostgreSQL (every `postgres` process: all databases on the server),
+    RabbitMQ (`beam.smp`) and this process (the load generator and the benchmark's pollers).
+    Deltas of two snapshots tell where a phase's CPU went besides the services."""
+    out = {"postgres": 0.0, "rabbitmq": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        got = _cpu_of(entry.name)
+        if got and got[0] == "postgres":
+            out["postgres"] += got[1]
+        elif got and got[0] == "beam.smp":
+            out["rabbitmq"] += got[1]
+    out["load_generator"] = _cpu_of("self")[1]
+    first = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(v) for v in first]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    out["machine"] = (sum(ticks[:8]) - idle) / CLK_TCK  # without guest time (counted in user)
+    return out
+
+
+def machine_cpu_per_item(before: dict, after: dict, count: int) -> dict[str, float]:
+    """ms of CPU per completed item of each `machine_cpu` part between two snapshots."""
+    if not count:
+        return {}
+    return {k: round((after[k] - before[k]) * 1000 / count, 2) for k in before}
+
+
 class RssWatcher:
     """Samples the resident memory of some processes every `interval` s while running."""
 

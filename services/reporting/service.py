@@ -62,7 +62,7 @@ class DeadLetterDepths(DependencyProvider):
 
 
 def _consumer(producer, event_type):
-    # Batched: the events waiting in the queue (up to 50, gathered for at most 10 ms) are
+    # Batched: the events waiting in the queue (up to 50, gathered for at most 250 ms) are
     # recorded in one transaction; a batch that fails is retried one event at a time.
     def on_events(self, events):
         handlers.record_many(self.db.unit_of_work, events)
