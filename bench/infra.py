@@ -119,33 +119,75 @@ def _cpu_of(pid: str) -> tuple[str, float] | None:
     return name, (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def machine_cpu() -> dict[str, float]:
-    """CPU seconds used so far outside the measured services: the whole machine (busy time of
-    /proc/stat, all cores), PostgreSQL (every `postgres` process: all databases on the server),
-    RabbitMQ (`beam.smp`) and this process (the load generator and the benchmark's pollers).
-    Deltas of two snapshots tell where a phase's CPU went besides the services."""
-    out = {"postgres": 0.0, "rabbitmq": 0.0}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        got = _cpu_of(entry.name)
-        if got and got[0] == "postgres":
-            out["postgres"] += got[1]
-        elif got and got[0] == "beam.smp":
-            out["rabbitmq"] += got[1]
-    out["load_generator"] = _cpu_of("self")[1]
-    first = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    ticks = [int(v) for v in first]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    out["machine"] = (sum(ticks[:8]) - idle) / CLK_TCK  # without guest time (counted in user)
-    return out
+def _postgres_part(pid: str, databases: dict[str, str]) -> str:
+    """`postgres:<label>` for a backend connected to one of `databases` (name -> label; the
+    process title is `postgres: [<cluster>:] <user> <database> <client> <state>`), else
+    `postgres:other` (the server's own processes and every other database)."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "postgres:other"
+    parts = title.split()
+    if parts[:1] != ["postgres:"]:
+        return "postgres:other"
+    parts = parts[2:] if len(parts) > 1 and parts[1].endswith(":") else parts[1:]  # cluster
+    if len(parts) >= 2 and parts[1] in databases:
+        return f"postgres:{databases[parts[1]]}"
+    return "postgres:other"
 
 
-def machine_cpu_per_item(before: dict, after: dict, count: int) -> dict[str, float]:
-    """ms of CPU per completed item of each `machine_cpu` part between two snapshots."""
-    if not count:
-        return {}
-    return {k: round((after[k] - before[k]) * 1000 / count, 2) for k in before}
+class MachineCpu:
+    """Where CPU goes besides the measured services: PostgreSQL (every `postgres` process,
+    split by the databases named in `databases`, name -> label), RabbitMQ (`beam.smp`), this
+    process (the load generator and the benchmark's pollers) and the whole machine (busy time
+    of /proc/stat, all cores). `snapshot()` twice, then `per_item(a, b, n)`: ms per item.
+    Processes are compared pid by pid, so a backend that exits between the snapshots takes
+    its CPU with it (an undercount, never a negative figure)."""
+
+    def __init__(self, databases: dict[str, str] | None = None):
+        self.databases = databases or {}
+        self._parts: dict[str, str] = {}
+
+    def snapshot(self) -> dict:
+        pids = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            got = _cpu_of(entry.name)
+            if not got or got[0] not in ("postgres", "beam.smp"):
+                continue
+            if got[0] == "beam.smp":
+                part = "rabbitmq"
+            else:  # a pid's database does not change; read its title once
+                key = f"{entry.name}:{got[0]}"
+                if key not in self._parts:
+                    self._parts[key] = _postgres_part(entry.name, self.databases)
+                part = self._parts[key]
+            pids[entry.name] = (part, got[1])
+        first = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        ticks = [int(v) for v in first]
+        idle = ticks[3] + ticks[4]  # idle + iowait
+        return {
+            "pids": pids,
+            "load_generator": _cpu_of("self")[1],
+            "machine": (sum(ticks[:8]) - idle) / CLK_TCK,  # guest time is counted in user
+        }
+
+    @staticmethod
+    def per_item(before: dict, after: dict, count: int) -> dict[str, float]:
+        """ms of CPU per completed item between two snapshots, by part: `postgres` (all of
+        it) and each `postgres:<label>`, `rabbitmq`, `load_generator`, `machine`."""
+        if not count:
+            return {}
+        parts: dict[str, float] = {"postgres": 0.0}
+        for pid, (part, cpu) in after["pids"].items():
+            used = cpu - before["pids"].get(pid, (part, 0.0))[1]
+            parts[part] = parts.get(part, 0.0) + used
+            if part.startswith("postgres"):
+                parts["postgres"] += used
+        parts["load_generator"] = after["load_generator"] - before["load_generator"]
+        parts["machine"] = after["machine"] - before["machine"]
+        return {k: round(v * 1000 / count, 2) for k, v in sorted(parts.items())}
 
 
 class RssWatcher:

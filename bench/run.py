@@ -40,10 +40,9 @@ from sqlalchemy import bindparam, create_engine, text
 from bench.infra import (
     Databases,
     Loader,
+    MachineCpu,
     RssWatcher,
     Vhost,
-    machine_cpu,
-    machine_cpu_per_item,
     percentile,
     proc_sample,
     wait_until,
@@ -314,11 +313,12 @@ def bench_baseline(cfg: dict, amqp_uri: str, dbs: Databases, free_port) -> dict:
 
         loader.closed_loop(100, 8)  # warm-up
         log("baseline: max load")
-        cpu0, m0 = cpu_snapshot(procs), machine_cpu()
+        machine = MachineCpu({url.rsplit("/", 1)[1]: svc for svc, url in urls.items()})
+        cpu0, m0 = cpu_snapshot(procs), machine.snapshot()
         res = loader.closed_loop(cfg["max_load_complaints"], cfg["max_load_concurrency"],
                                  cfg["max_load_seconds"])
         ids, count, drained = run_load(res)
-        cpu1, m1 = cpu_snapshot(procs), machine_cpu()
+        cpu1, m1 = cpu_snapshot(procs), machine.snapshot()
         out = {
             "submitted": len(res.submissions),
             "errors": res.errors,
@@ -329,7 +329,7 @@ def bench_baseline(cfg: dict, amqp_uri: str, dbs: Databases, free_port) -> dict:
             "cpu_ms_per_flow": round(
                 sum(cpu_delta(cpu0, cpu1).values()) * 1000 / max(count, 1), 2),
             # the rest of the machine per flow: database, broker, load generator, all cores
-            "machine_cpu_ms_per_flow": machine_cpu_per_item(m0, m1, count),
+            "machine_cpu_ms_per_flow": machine.per_item(m0, m1, count),
         }
         out["latency"] = baseline_latency(cfg, loader, urls, completed)
         out["processes"] = {
@@ -528,7 +528,8 @@ def bench_dumas(cfg: dict, vhost: Vhost, dbs: Databases, free_port) -> dict:
         with RssWatcher(pids) as rss:
             # -- maximum load
             log("dumas: max load")
-            cpu0, t0, m0 = cpu_snapshot(cluster.procs), time.monotonic(), machine_cpu()
+            machine = MachineCpu({u.rsplit("/", 1)[1]: svc for svc, u in cluster.urls.items()})
+            cpu0, t0, m0 = cpu_snapshot(cluster.procs), time.monotonic(), machine.snapshot()
             with BacklogWatcher(vhost, cluster) as backlog:
                 res = loader.closed_loop(cfg["max_load_complaints"],
                                          cfg["max_load_concurrency"], cfg["max_load_seconds"])
@@ -536,7 +537,7 @@ def bench_dumas(cfg: dict, vhost: Vhost, dbs: Databases, free_port) -> dict:
                 # Saturated from the first POST until the drain ends (all completed, or the
                 # cap): completions in that window over its length.
                 count, drained = cluster.wait_completed(codes, cfg["max_load_drain"])
-            cpu1, m1 = cpu_snapshot(cluster.procs), machine_cpu()
+            cpu1, m1 = cpu_snapshot(cluster.procs), machine.snapshot()
             out["max_load"] = {
                 "submitted": len(res.submissions),
                 "errors": res.errors,
@@ -549,7 +550,7 @@ def bench_dumas(cfg: dict, vhost: Vhost, dbs: Databases, free_port) -> dict:
                 "cpu_ms_per_complaint": cpu_per_complaint(
                     cpu_delta(cpu0, cpu1), idle, time.monotonic() - t0, count),
                 # database, broker, load generator and the whole machine (all cores)
-                "machine_cpu_ms_per_complaint": machine_cpu_per_item(m0, m1, count),
+                "machine_cpu_ms_per_complaint": machine.per_item(m0, m1, count),
                 # largest backlog seen per queue (and notification's pending deliveries)
                 "backlog_peaks": backlog.top(),
             }
@@ -563,13 +564,13 @@ def bench_dumas(cfg: dict, vhost: Vhost, dbs: Databases, free_port) -> dict:
                 quiet, settled = cluster.wait_quiet(vhost, cfg["settle"])
                 log(f"dumas: latency at {rate}/s (previous work settled in {settled} s"
                     f"{'' if quiet else ', NOT quiet'})")
-                cpu0, t0, m0 = cpu_snapshot(cluster.procs), time.monotonic(), machine_cpu()
+                cpu0, t0, m0 = cpu_snapshot(cluster.procs), time.monotonic(), machine.snapshot()
                 res = loader.open_loop(rate, cfg["latency_seconds"])
                 codes = [s.key for s in res.accepted]
                 count, _ = cluster.wait_completed(codes, cfg["latency_drain"])
                 cpu = cpu_per_complaint(cpu_delta(cpu0, cpu_snapshot(cluster.procs)), idle,
                                         time.monotonic() - t0, count)
-                machine = machine_cpu_per_item(m0, machine_cpu(), count)
+                used = machine.per_item(m0, machine.snapshot(), count)
                 notified, counted = cluster.latencies(codes)
                 out["latency"].append({
                     "offered_per_s": rate,
@@ -589,7 +590,7 @@ def bench_dumas(cfg: dict, vhost: Vhost, dbs: Databases, free_port) -> dict:
                     "to_reporting_counted": latency_summary(counted),
                     # below saturation: the cleanest CPU cost per complaint
                     "cpu_ms_per_complaint": cpu,
-                    "machine_cpu_ms_per_complaint": machine,
+                    "machine_cpu_ms_per_complaint": used,
                 })
             # -- burst
             if "burst" not in cfg["dumas_parts"]:
@@ -764,6 +765,13 @@ def ratios(results: dict) -> None:
     results["ratios"] = r
 
 
+def parts(cpu: dict) -> str:
+    """`MachineCpu.per_item` as one cell: `postgres 5.9 (intake 1.2, ...) rabbitmq 3.1 ...`."""
+    pg = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in cpu.items() if k.startswith("postgres:"))
+    rest = " ".join(f"{k} {v}" for k, v in cpu.items() if not k.startswith("postgres"))
+    return f"postgres {cpu.get('postgres')} ({pg}) {rest}"
+
+
 def table(results: dict) -> str:
     rows = []
 
@@ -784,8 +792,7 @@ def table(results: dict) -> str:
             " / ".join(str(p["peak_rss_mb"]) for p in b["processes"].values())
             + "; " + " / ".join(str(v) for v in b.get("cpu_seconds", {}).values()))
     if b.get("machine_cpu_ms_per_flow"):
-        add("baseline: CPU ms per flow " + "/".join(b["machine_cpu_ms_per_flow"]),
-            " / ".join(str(v) for v in b["machine_cpu_ms_per_flow"].values()))
+        add("baseline: CPU ms per flow elsewhere", parts(b["machine_cpu_ms_per_flow"]))
     d = results.get("dumas", {})
     ratio = results.get("ratios", {})
     if d.get("max_load"):
@@ -800,8 +807,7 @@ def table(results: dict) -> str:
             add("Dumas: CPU ms per complaint, all services",
                 f"{round(sum(per.values()), 1)} (baseline: {b.get('cpu_ms_per_flow')} per flow)")
         if m.get("machine_cpu_ms_per_complaint"):
-            add("Dumas: CPU ms per complaint " + "/".join(m["machine_cpu_ms_per_complaint"]),
-                " / ".join(str(v) for v in m["machine_cpu_ms_per_complaint"].values()))
+            add("Dumas: CPU ms per complaint elsewhere", parts(m["machine_cpu_ms_per_complaint"]))
         if m.get("backlog_peaks"):
             add("Dumas: largest backlogs at max load",
                 ", ".join(f"{k} {v}" for k, v in list(m["backlog_peaks"].items())[:3]))
@@ -822,9 +828,8 @@ def table(results: dict) -> str:
             add(f"Dumas @{row['offered_per_s']}/s: CPU ms/complaint " + "/".join(cpu),
                 " / ".join(str(v) for v in cpu.values()) + f" (sum {round(sum(cpu.values()), 1)})")
         if row.get("machine_cpu_ms_per_complaint"):
-            mc = row["machine_cpu_ms_per_complaint"]
-            add(f"Dumas @{row['offered_per_s']}/s: CPU ms/complaint " + "/".join(mc),
-                " / ".join(str(v) for v in mc.values()))
+            add(f"Dumas @{row['offered_per_s']}/s: CPU ms/complaint elsewhere",
+                parts(row["machine_cpu_ms_per_complaint"]))
     if d.get("burst"):
         bu = d["burst"]
         left = bu["not_completed_in_time"]
