@@ -433,6 +433,42 @@ class DumasCluster:
             rows = conn.execute(stmt, {"codes": codes}).all()
         return ([r[0].total_seconds() for r in rows], [r[1].total_seconds() for r in rows])
 
+    def hops(self, codes: list[str]) -> dict[str, dict]:
+        """Where acceptance -> unit notified went, hop by hop (p50/p95/p99 ms each):
+        `to_routed` acceptance -> routing decided (intake's commit, relay, routing's consumer
+        and transaction), `to_planned` -> notification planned the unit's delivery (routing's
+        relay, notification's consumer and plan), `to_sent` -> that delivery was sent (send
+        slot, provider, mark-sent transaction). Times are each service's own clock (one
+        machine here)."""
+        facts = text(
+            "SELECT f.complaint_id, f.received_at, e.occurred_at, f.unit_notified_at "
+            "FROM complaint_facts f JOIN events e ON e.correlation_id = f.complaint_id "
+            "AND e.event_type = 'complaint_routed' "
+            "WHERE f.tracking_code IN :codes AND f.unit_notified_at IS NOT NULL"
+        ).bindparams(bindparam("codes", expanding=True))
+        with self.reporting.connect() as conn:
+            rows = {r[0]: r[1:] for r in conn.execute(facts, {"codes": codes})}
+        if not rows:
+            return {}
+        planned = text(
+            "SELECT complaint_id, min(created_at) FROM deliveries WHERE audience = 'unit' "
+            "AND complaint_id IN :ids GROUP BY complaint_id"
+        ).bindparams(bindparam("ids", expanding=True))
+        engine = create_engine(self.urls["notification"], pool_size=1, max_overflow=0)
+        try:
+            with engine.connect() as conn:
+                plans = dict(conn.execute(planned, {"ids": list(rows)}).all())
+        finally:
+            engine.dispose()
+        routed, plan, sent = [], [], []
+        for cid, (received, routed_at, notified) in rows.items():
+            routed.append((routed_at - received).total_seconds())
+            if cid in plans:
+                plan.append((plans[cid] - routed_at).total_seconds())
+                sent.append((notified - plans[cid]).total_seconds())
+        return {"to_routed": latency_summary(routed), "to_planned": latency_summary(plan),
+                "to_sent": latency_summary(sent)}
+
     def dead_letters(self, vhost: Vhost) -> dict[str, int]:
         return {
             name: q.get("messages", 0) for name, q in vhost.queues().items()
@@ -588,6 +624,7 @@ def bench_dumas(cfg: dict, vhost: Vhost, dbs: Databases, free_port) -> dict:
                                                   for s in res.submissions], 99)),
                     "to_unit_notified": latency_summary(notified),
                     "to_reporting_counted": latency_summary(counted),
+                    "hops": cluster.hops(codes),
                     # below saturation: the cleanest CPU cost per complaint
                     "cpu_ms_per_complaint": cpu,
                     "machine_cpu_ms_per_complaint": used,
@@ -823,6 +860,9 @@ def table(results: dict) -> str:
             + ("" if settled is None else
                f" (started {settled} s after the previous phase"
                f"{'' if row.get('quiet_before') else ', not quiet'})"))
+        if row.get("hops"):
+            add(f"Dumas @{row['offered_per_s']}/s: hops p50/p99 ms",
+                ", ".join(f"{k} {v['p50_ms']}/{v['p99_ms']}" for k, v in row["hops"].items()))
         if row.get("cpu_ms_per_complaint"):
             cpu = row["cpu_ms_per_complaint"]
             add(f"Dumas @{row['offered_per_s']}/s: CPU ms/complaint " + "/".join(cpu),
