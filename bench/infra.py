@@ -45,6 +45,19 @@ class Vhost:
             timeout=10,
         )
         r.raise_for_status()
+        # Classic queues in the format production's broker has: RabbitMQ 4.x (the compose and
+        # Kubernetes image) keeps classic queues only in storage version 2, which spends ~25 %
+        # less broker CPU per persistent message than version 1, the default of older brokers
+        # such as this machine's 3.10. Applies to everything in the vhost alike (ceiling,
+        # baseline, Dumas); a broker without queue versions ignores the key.
+        r = requests.put(
+            f"{MGMT}/api/policies/{quote(self.name, safe='')}/classic-queue-v2",
+            json={"pattern": ".*", "apply-to": "queues", "priority": 0,
+                  "definition": {"queue-version": 2}},
+            auth=AUTH,
+            timeout=10,
+        )
+        r.raise_for_status()
         self.uri = f"amqp://guest:guest@{AMQP_HOST}/{quote(self.name, safe='')}"
 
     def queues(self) -> dict[str, dict]:
