@@ -9,6 +9,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from shared.contracts import fastpath
 from shared.contracts.events import PRODUCERS, SCHEMAS
 
 CURRENT_VERSIONS: dict[str, int] = {}
@@ -42,6 +43,7 @@ class EnvelopeSchema(Schema):
 
 
 _ENVELOPE = EnvelopeSchema()
+_ENVELOPE_FAST = fastpath.compile_loader(_ENVELOPE)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,62 @@ def event_schema(event_type: str, version: int | None = None) -> Schema:
     return schema
 
 
+# Fast paths compiled from each schema's declarations (shared/contracts/fastpath.py): they
+# return exactly what marshmallow would for well-formed input and fastpath.BAIL for anything
+# else, which then goes through marshmallow as before (same result, same errors).
+_LOADERS: dict[tuple[str, int], fastpath.Conv | None] = {}
+_DUMPERS: dict[str, fastpath.Conv | None] = {}
+
+
+def _fast_loader(event_type: str, version: int) -> fastpath.Conv | None:
+    key = (event_type, version)
+    try:
+        return _LOADERS[key]
+    except KeyError:
+        loader = _LOADERS[key] = fastpath.compile_loader(event_schema(event_type, version))
+        return loader
+
+
+def _fast_dumper(event_type: str) -> fastpath.Conv | None:
+    try:
+        return _DUMPERS[event_type]
+    except KeyError:
+        dumper = _DUMPERS[event_type] = fastpath.compile_dumper(event_schema(event_type))
+        return dumper
+
+
+def _dump_data(event_type: str, data: dict) -> dict:
+    """schema.dump(data), refused with ValueError unless it passes schema.validate."""
+    dumper = _fast_dumper(event_type)
+    if dumper is not None:
+        dumped = dumper(data)
+        if dumped is not fastpath.BAIL:
+            return dumped
+    schema = event_schema(event_type)
+    dumped = schema.dump(data)
+    errors = schema.validate(dumped)
+    if errors:
+        raise ValueError(f"invalid {event_type} event: {errors}")
+    return dumped
+
+
+def _load_data(event_type: str, version: int, data: Any) -> dict:
+    """schema.load(data) with top-level UUIDs as str; MalformedEvent("invalid_data") if refused."""
+    loader = _fast_loader(event_type, version)
+    if loader is not None:
+        loaded = loader(data)
+        if loaded is not fastpath.BAIL:
+            return loaded
+    try:
+        loaded = event_schema(event_type, version).load(data)
+    except ValidationError as exc:
+        raise MalformedEvent("invalid_data", exc.messages) from exc
+    for key, value in loaded.items():
+        if isinstance(value, uuid.UUID):
+            loaded[key] = str(value)
+    return loaded
+
+
 def build_event(
     event_type: str,
     data: dict,
@@ -79,11 +137,7 @@ def build_event(
     event_id: str | None = None,
 ) -> dict:
     """Return the JSON-ready envelope for a new event, validated against its current schema."""
-    schema = event_schema(event_type)
-    dumped = schema.dump(data)
-    errors = schema.validate(dumped)
-    if errors:
-        raise ValueError(f"invalid {event_type} event: {errors}")
+    dumped = _dump_data(event_type, data)
     return {
         "event_id": event_id or str(uuid.uuid4()),
         "event_type": event_type,
@@ -113,10 +167,12 @@ def load_event(body: Any, expected_types: tuple[str, ...] | None = None) -> Even
             raise MalformedEvent("undecodable", str(exc)) from exc
     if not isinstance(body, dict):
         raise MalformedEvent("invalid_envelope", "body is not a JSON object")
-    try:
-        env = _ENVELOPE.load(body)
-    except ValidationError as exc:
-        raise MalformedEvent("invalid_envelope", exc.messages) from exc
+    env = _ENVELOPE_FAST(body) if _ENVELOPE_FAST is not None else fastpath.BAIL
+    if env is fastpath.BAIL:
+        try:
+            env = _ENVELOPE.load(body)
+        except ValidationError as exc:
+            raise MalformedEvent("invalid_envelope", exc.messages) from exc
     event_type, version = env["event_type"], env["version"]
     if expected_types is not None and event_type not in expected_types:
         raise MalformedEvent("unexpected_type", event_type)
@@ -126,13 +182,7 @@ def load_event(body: Any, expected_types: tuple[str, ...] | None = None) -> Even
     while version < CURRENT_VERSIONS[event_type]:
         data = UPCASTERS[(event_type, version)](data)
         version += 1
-    try:
-        loaded = event_schema(event_type, version).load(data)
-    except ValidationError as exc:
-        raise MalformedEvent("invalid_data", exc.messages) from exc
-    for key, value in loaded.items():
-        if isinstance(value, uuid.UUID):
-            loaded[key] = str(value)
+    loaded = _load_data(event_type, version, data)
     return Event(
         event_id=str(env["event_id"]),
         event_type=event_type,
