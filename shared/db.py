@@ -187,6 +187,17 @@ def _claim_statement(session: Session, table: Table):
     return stmt
 
 
+def _outbox_row(envelope: dict) -> dict:
+    return {
+        "event_id": envelope["event_id"],
+        "exchange": f"{envelope['producer']}.events",
+        "routing_key": envelope["event_type"],
+        "correlation_id": envelope["correlation_id"],
+        "body": json.dumps(envelope, ensure_ascii=False, separators=(",", ":")),
+        "created_at": utcnow(),
+    }
+
+
 class UnitOfWork:
     """One transaction: state changes, processed-event marks and outbox rows commit together.
 
@@ -228,18 +239,16 @@ class UnitOfWork:
     def publish(self, envelope: dict) -> None:
         """Stage an event (built with shared.contracts.build_event) to be published on commit."""
         # A statement built once with parameters: no per-call construction and cache-key work.
-        self.session.execute(
-            _insert_statement(self._outbox),
-            {
-                "event_id": envelope["event_id"],
-                "exchange": f"{envelope['producer']}.events",
-                "routing_key": envelope["event_type"],
-                "correlation_id": envelope["correlation_id"],
-                "body": json.dumps(envelope, ensure_ascii=False, separators=(",", ":")),
-                "created_at": utcnow(),
-            },
-        )
+        self.session.execute(_insert_statement(self._outbox), _outbox_row(envelope))
         self._staged += 1
+
+    def publish_many(self, envelopes: list[dict]) -> None:
+        """`publish` for several events in one statement (a multi-row INSERT)."""
+        rows = [_outbox_row(envelope) for envelope in envelopes]
+        if rows:
+            self.session.execute(_insert_statement(self._outbox),
+                                 rows if len(rows) > 1 else rows[0])
+            self._staged += len(rows)
 
     def commit(self) -> None:
         self.session.commit()

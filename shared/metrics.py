@@ -43,6 +43,12 @@ OUTBOX_PUBLISHED = Counter(
     "Events published from the transactional outbox (with broker confirmation).",
     ["service", "event_type"],
 )
+OUTBOX_BATCH_SIZE = Histogram(
+    "dumas_outbox_batch_size",
+    "Events published by one confirmed batch of the outbox relay (one claim, one confirm wait).",
+    ["service"],
+    buckets=(1, 2, 3, 5, 10, 20, 50, 100, 200),
+)
 OUTBOX_BACKLOG = Gauge(
     "dumas_outbox_backlog",
     "Events committed but not yet confirmed by the broker.",

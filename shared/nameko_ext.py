@@ -6,12 +6,14 @@ This is the only module of `shared` that imports nameko; domain code never does.
 """
 
 import logging
+import os
 import time
 from datetime import UTC, datetime
 from functools import partial
 
 import eventlet
 from amqp.exceptions import ConnectionError as AmqpConnectionError
+from eventlet.semaphore import Semaphore
 from kombu import Connection
 from kombu.exceptions import OperationalError as KombuOperationalError
 from kombu.pools import producers
@@ -19,18 +21,28 @@ from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer, QueueConsumer
 from nameko.rpc import Rpc, RpcConsumer
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer, WsgiApp
+from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
+from prometheus_client import Counter, Gauge
 from sqlalchemy import MetaData, text
 from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
-from shared import messaging, metrics, throttle, web
+from shared import messaging, metrics, outbox, throttle, web
 from shared.contracts import Event, MalformedEvent, load_event
 from shared.db import UnitOfWork, make_engine
 from shared.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
+
+
+def _setting(config, key: str, default):
+    """A tuning knob from the service's nameko config, else the environment, else `default`
+    (so it can be set per deployment without an entry in every service's config.yaml)."""
+    value = config.get(key)
+    if value is None:
+        value = os.environ.get(key)
+    return default if value in (None, "") else value
 
 
 class PermanentError(Exception):
@@ -42,27 +54,97 @@ class PermanentError(Exception):
 # -- HTTP -------------------------------------------------------------------------------------
 
 
+HTTP_MAX_WORKERS = "HTTP_MAX_WORKERS"
+HTTP_SLOT_WAITS = Counter(
+    "dumas_http_slot_waits_total",
+    "HTTP requests that waited for one of the service's HTTP worker slots (HTTP_MAX_WORKERS): "
+    "the web side is at its share of the workers, the rest stay free for consumers and RPC.",
+    ["service"],
+)
+HTTP_IN_WORKERS = Gauge(
+    "dumas_http_requests_in_workers",
+    "HTTP requests being handled by a worker now (at most HTTP_MAX_WORKERS).",
+    ["service"],
+)
+
+
+def http_worker_limit(config) -> int:
+    """How many of the container's `max_workers` HTTP requests may hold at once.
+
+    The workers are shared by every entrypoint: without a bound a burst of form posts takes
+    all of them and the event consumers and RPC (intake's `get_contact`) wait behind it. Default
+    three quarters of `max_workers`; always at least 1 and at most `max_workers`."""
+    max_workers = int(config.get("max_workers") or 10)
+    value = config.get(HTTP_MAX_WORKERS)
+    limit = int(value) if value not in (None, "") else (max_workers * 3) // 4
+    return min(max(limit, 1), max_workers)
+
+
 class _EdgeWsgiApp(WsgiApp):
-    """nameko's WSGI app, except for requests no route matches: Dumas's own 404/405 (Indonesian,
-    with the security headers) instead of werkzeug's bare English page."""
+    """nameko's WSGI app with the route matched once, and Dumas's own answer when no route
+    matches (404/405 in Indonesian, with the security headers) instead of werkzeug's bare
+    English page."""
 
     def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
         try:
-            self.url_map.bind_to_environ(environ).match()
+            provider, values = self.url_map.bind_to_environ(environ).match()
         except HTTPException as exc:
             if exc.code is not None and exc.code >= 400:
-                response = web.unmatched_response(Request(environ, shallow=True), exc)
-                return response(environ, start_response)
-        return super().__call__(environ, start_response)
+                return web.unmatched_response(request, exc)(environ, start_response)
+            return exc(environ, start_response)  # a redirect (e.g. to the trailing slash)
+        request.path_values = values
+        try:
+            response = provider.handle_request(request)
+        except HTTPException as exc:  # as nameko's WsgiApp does
+            response = exc
+        return response(environ, start_response)
 
 
 class _EdgeWebServer(WebServer):
+    def setup(self):
+        super().setup()
+        config = self.container.config
+        self.slots = Semaphore(http_worker_limit(config))
+        self.slot_waits = HTTP_SLOT_WAITS.labels(self.container.service_name)
+        self.in_workers = HTTP_IN_WORKERS.labels(self.container.service_name)
+
     def get_wsgi_app(self):
         return _EdgeWsgiApp(self)
+
+    def get_wsgi_server(self, sock, wsgi_app, protocol=HttpOnlyProtocol, debug=False):
+        server = super().get_wsgi_server(sock, wsgi_app, protocol, debug)
+        # eventlet formats an access-log line for every request even when nothing would show
+        # it (nameko's loggers are at WARNING in every config.yaml): only when it would.
+        server.log_output = logging.getLogger("nameko.web.server").isEnabledFor(logging.INFO)
+        return server
 
 
 class _EdgeHttpHandler(HttpRequestHandler):
     server = _EdgeWebServer()
+
+    def setup(self):
+        super().setup()
+        self._signatures_ok: set[tuple[str, ...]] = set()
+
+    def check_signature(self, args, kwargs):
+        # nameko runs inspect.getcallargs at every request; the arguments are always
+        # (request, **path values of this rule), so one check per set of names is enough.
+        names = tuple(kwargs)
+        if names not in self._signatures_ok:
+            super().check_signature(args, kwargs)
+            self._signatures_ok.add(names)
+
+    def handle_request(self, request):
+        server = self.server
+        if server.slots.locked():
+            server.slot_waits.inc()
+        with server.slots:
+            server.in_workers.inc()
+            try:
+                return super().handle_request(request)
+            finally:
+                server.in_workers.dec()
 
 
 # Use this `http` (not nameko.web.handlers') in every service: one web server per container.
@@ -131,6 +213,8 @@ class Database(DependencyProvider):
                 config["AMQP_URI"],
                 self.container.service_name,
                 batch_size=int(config.get("OUTBOX_BATCH_SIZE", 200)),
+                gather_ms=float(_setting(config, "OUTBOX_RELAY_GATHER_MS",
+                                         outbox.DEFAULT_GATHER_MS)),
             )
 
     def start(self):
@@ -259,6 +343,8 @@ class EventConsumer(Consumer):
             int(d) for d in config.get("EVENT_RETRY_DELAYS_MS", messaging.RETRY_DELAYS_MS)
         )
         self.max_attempts = len(self.delays_ms) + 1
+        self._expected_types = (self.event_type,)
+        self._durations = {}
         self.queue = messaging.consumer_queue(
             self.service_name, self.producer, self.event_type, self.delays_ms
         )
@@ -270,10 +356,8 @@ class EventConsumer(Consumer):
     # messages --------------------------------------------------------------------------
     def handle_message(self, body, message):
         started = time.perf_counter()
-        try:
-            event = load_event(body, expected_types=(self.event_type,))
-        except MalformedEvent as exc:
-            self._park(message, exc.reason, str(exc), started)
+        event = self._load_or_park(body, message, started)
+        if event is None:
             return
         handle_result = partial(self.handle_result, message, started)
         context_data = self.unpack_message_headers(message)
@@ -284,6 +368,14 @@ class EventConsumer(Consumer):
             )
         except Exception:  # container being killed: let the broker redeliver it
             self.queue_consumer.requeue_message(message)
+
+    def _load_or_park(self, body, message, started) -> Event | None:
+        """The message's event loaded strictly; None if it is malformed (then it is parked)."""
+        try:
+            return load_event(body, expected_types=self._expected_types)
+        except MalformedEvent as exc:
+            self._park(message, exc.reason, str(exc), started)
+            return None
 
     def handle_undecodable(self, message, exc):
         self._park(message, "undecodable", f"{type(exc).__name__}: {exc}", time.perf_counter())
@@ -367,9 +459,13 @@ class EventConsumer(Consumer):
         return True
 
     def _observe(self, started, outcome):
-        metrics.HANDLER_DURATION.labels(self.service_name, self.event_type, outcome).observe(
-            time.perf_counter() - started
-        )
+        # The labelled children are looked up once per outcome (`labels()` per message was a
+        # measurable part of this consumer's own CPU).
+        child = self._durations.get(outcome)
+        if child is None:
+            child = self._durations[outcome] = metrics.HANDLER_DURATION.labels(
+                self.service_name, self.event_type, outcome)
+        child.observe(time.perf_counter() - started)
 
 
 event_consumer = EventConsumer.decorator
@@ -409,7 +505,10 @@ class BatchEventConsumer(EventConsumer):
 
     nameko's consumer cannot tell cheaply that the queue has nothing more to give, so a batch
     that is not full leaves after `max_wait_ms`: below capacity that is the latency added and
-    batches hold about one event; when the service falls behind they fill.
+    batches hold about one event; when the service falls behind they fill. (A "nothing more is
+    coming" flush was tried and dropped: RabbitMQ hands even a waiting backlog out with pauses
+    of a millisecond or more and nothing unread on the socket, so no quiet interval tells an
+    empty queue from a paused one; see docs/performance.md, session 4.)
 
     Messages waiting in a batch are unacknowledged: if the container stops or is killed they are
     requeued (or, with the connection gone, redelivered by the broker).
@@ -458,10 +557,8 @@ class BatchEventConsumer(EventConsumer):
         if self._closed:
             self.queue_consumer.requeue_message(message)
             return
-        try:
-            event = load_event(body, expected_types=(self.event_type,))
-        except MalformedEvent as exc:
-            self._park(message, exc.reason, str(exc), started)
+        event = self._load_or_park(body, message, started)
+        if event is None:
             return
         self._pending.append((event, message, started))
         if len(self._pending) >= self.max_batch:
