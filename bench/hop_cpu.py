@@ -176,50 +176,56 @@ def main(complaints: int = 300, warm: int = 60, profile: str | None = None,
             assert response.status_code == 201, response.get_data(as_text=True)
             ids.append(json.loads(response.get_data())["tracking_code"])
 
-        def intake_relay(_arg):
-            intake_p.relay.publish_batch()
+        # The intake -> routing hop and the routing -> intake hop are the same three steps: the
+        # producer's relay publishes, the bench reads what it published, the consumer handles it.
+        def relay(provider):
+            return lambda _arg: provider.relay.publish_batch()
 
-        def received_bodies(_i):
-            bodies, state["intake_seen"] = _unpublished_bodies(
-                intake_p.engine, intake_outbox, state["intake_seen"])
+        def published(provider, outbox, seen):
+            def bodies(_i):
+                found, state[seen] = _unpublished_bodies(provider.engine, outbox, state[seen])
+                return found
             return bodies
 
-        batched = getattr(routing_handlers, "route_complaints", None)
+        def consumer(event_type, batched, one_at_a_time, after=None):
+            """The consumer body: `load_event` of each body, then the batched handler (one
+            transaction for the batch) or, in a revision without it, one event at a time."""
+            def consume(bodies):
+                events = [load_event(body, expected_types=(event_type,)) for body in bodies]
+                if batched is not None:
+                    assert all(batched(events))
+                else:
+                    for event in events:
+                        one_at_a_time(event)
+                if after is not None:
+                    after(events)
+            return consume
 
-        def routing_received(bodies):
-            events = [load_event(body, expected_types=("complaint_received",))
-                      for body in bodies]
-            if batched is not None:  # the batched consumer: one transaction for the batch
-                assert all(batched(routing_db.unit_of_work, registry, events))
-                return
-            for event in events:  # before it: one event, two units of work, at a time
-                decision = routing_handlers.route_complaint(routing_db.unit_of_work, registry,
-                                                            event)
-                assert decision is not None
-                routing_attachments.on_received(routing_db.unit_of_work, event)
+        batched_routing = getattr(routing_handlers, "route_complaints", None)
 
-        def routing_relay(_arg):
-            routing_p.relay.publish_batch()
+        def route_one(event):  # before batching: one event, two units of work
+            decision = routing_handlers.route_complaint(routing_db.unit_of_work, registry, event)
+            assert decision is not None
+            routing_attachments.on_received(routing_db.unit_of_work, event)
 
         routed_ids: list[str] = []
         from services.intake import handlers as intake_handlers
 
-        def routed_bodies(_i):
-            bodies, state["routing_seen"] = _unpublished_bodies(
-                routing_p.engine, routing_outbox, state["routing_seen"])
-            return bodies
-
         apply_all = getattr(intake_handlers, "apply_status_events", None)
 
-        def intake_routed(bodies):
-            events = [load_event(body, expected_types=("complaint_routed",))
-                      for body in bodies]
-            if apply_all is not None:  # the batched consumer
-                assert all(apply_all(intake_db.unit_of_work, events))
-            else:
-                for event in events:
-                    assert intake_handlers.apply_status_event(intake_db.unit_of_work, event)
-            routed_ids.extend(event.data["complaint_id"] for event in events)
+        def apply_one(event):
+            assert intake_handlers.apply_status_event(intake_db.unit_of_work, event)
+
+        routing_received = consumer(
+            "complaint_received",
+            batched_routing and (lambda events: batched_routing(routing_db.unit_of_work,
+                                                                registry, events)),
+            route_one)
+        intake_routed = consumer(
+            "complaint_routed",
+            apply_all and (lambda events: apply_all(intake_db.unit_of_work, events)),
+            apply_one,
+            after=lambda events: routed_ids.extend(e.data["complaint_id"] for e in events))
 
         def get_contact(complaint_ids):
             for complaint_id in complaint_ids:
@@ -231,10 +237,10 @@ def main(complaints: int = 300, warm: int = 60, profile: str | None = None,
 
         steps = dict(zip(PHASES, (
             (lambda i: _request(i, run), submit),
-            (nothing, intake_relay),
-            (received_bodies, routing_received),
-            (nothing, routing_relay),
-            (routed_bodies, intake_routed),
+            (nothing, relay(intake_p)),
+            (published(intake_p, intake_outbox, "intake_seen"), routing_received),
+            (nothing, relay(routing_p)),
+            (published(routing_p, routing_outbox, "routing_seen"), intake_routed),
             (lambda _i: routed_ids[-batch:], get_contact),
         ), strict=True))
         cpu = {"intake": BackendCpu(admin, intake_url.rsplit("/", 1)[1]),
