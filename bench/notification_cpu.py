@@ -2,7 +2,7 @@
 deliveries sent (files written, rows `sent`, notification_sent events published).
 
     PYTHONPATH=. .venv/bin/python bench/notification_cpu.py [--complaints 400] [--rate 25]
-        [--tree DIR] [--profile FILE]
+        [--tree DIR] [--profile FILE] [--phases backlog,paced]
 
 The service runs exactly as `make bench` runs it (`nameko run --config
 services/notification/config.yaml services.notification.service`: file provider, unit channel
@@ -14,7 +14,9 @@ CPU. Each complainant left an e-mail address, as the benchmark's complainants do
 
 Two phases: a backlog (every event published at once; the service drains it as fast as it
 can) and an open-loop phase at `--rate` events/s (below saturation: the cleanest CPU figure,
-and the latency complaint_routed published -> the unit's delivery `sent_at`). CPU figures are
+and the latency complaint_routed published -> the unit's delivery `sent_at`, when its
+provider accepted it, and -> its notification_sent staged, when it was marked sent; with the
+mean batch sizes of the "mark sent" transactions and get_contacts calls). CPU figures are
 utime+stime of the service process (/proc/<pid>/stat) and of the PostgreSQL backends serving its
 database (pg_stat_activity -> /proc), net of the idle CPU measured for 4 s before the load
 (timers, outbox polls). CPU time, not wall time, because the machine is shared.
@@ -75,7 +77,7 @@ def run_service(profile: str | None) -> None:
 
 
 def run_standins() -> None:
-    """intake's get_contact and routing's get_unit_contacts, answered from memory."""
+    """intake's get_contact(s) and routing's get_unit_contacts, answered from memory."""
     import eventlet
 
     eventlet.monkey_patch()
@@ -89,6 +91,10 @@ def run_standins() -> None:
         def get_contact(self, complaint_id):
             return {"name": "Warga Uji", "email": f"warga.{complaint_id[:8]}@example.com",
                     "phone": None, "channel": "web"}
+
+        @rpc
+        def get_contacts(self, complaint_ids):
+            return {c: self.get_contact(c) for c in complaint_ids}
 
     class Routing:
         name = "routing"
@@ -244,6 +250,29 @@ def routed_event(seq_no: int, contact: bool = True) -> dict:
     return build_event("complaint_routed", data, correlation_id=complaint_id)
 
 
+def paced_latency(conn, published_at: dict) -> dict:
+    """complaint_routed published -> the unit's delivery `sent_at` (the provider accepted it),
+    and -> its notification_sent staged (the "mark sent" transaction), p50/p95/p99 in ms."""
+    from sqlalchemy import text
+
+    ids = list(published_at)
+    sent = conn.execute(text(
+        "SELECT complaint_id, sent_at FROM deliveries "
+        "WHERE audience = 'unit' AND complaint_id = ANY(:ids)"), {"ids": ids}).all()
+    marked = conn.execute(text(
+        "SELECT correlation_id AS complaint_id, created_at AS at FROM outbox "
+        "WHERE routing_key = 'notification_sent' AND correlation_id = ANY(:ids) "
+        "AND body::json -> 'data' ->> 'audience' = 'unit'"), {"ids": ids}).all()
+
+    def quantiles(pairs) -> dict:
+        lat = sorted((at - published_at[cid]).total_seconds() * 1000 for cid, at in pairs)
+        q = statistics.quantiles(lat, n=100)
+        return {"p50": round(q[49], 1), "p95": round(q[94], 1), "p99": round(q[98], 1)}
+
+    return {"routed_to_unit_sent_ms": quantiles(sent),
+            "routed_to_unit_marked_ms": quantiles(marked)}
+
+
 def main() -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--role", choices=("bench", "service", "standins"), default="bench")
@@ -256,6 +285,8 @@ def main() -> dict:
                         help="plan + send in this process only (no nameko, no broker)")
     parser.add_argument("--no-contact", action="store_true",
                         help="complainants left no contact: the unit's delivery only")
+    parser.add_argument("--phases", default="backlog,paced",
+                        help="which of backlog,paced to run")
     args = parser.parse_args()
     if args.role == "service":
         run_service(args.profile)
@@ -358,9 +389,22 @@ def main() -> dict:
 
         published_at: dict[str, datetime] = {}
 
+        def batches() -> dict[str, tuple[float, float]]:
+            """(count, sum) of the service's batch-size histograms (absent in older trees)."""
+            found = {}
+            text_ = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            for name in ("dumas_notification_mark_sent_batch_size",
+                         "dumas_notification_contacts_per_rpc"):
+                values = [float(line.rsplit(" ", 1)[1]) for line in text_.splitlines()
+                          if line.startswith((f"{name}_count ", f"{name}_sum "))]
+                if len(values) == 2:
+                    found[name] = (values[0], values[1])
+            return found
+
         def phase(n: int, paced: float | None) -> dict:
             nonlocal total
             events = [routed_event(i, not args.no_contact) for i in range(n)]
+            before = batches()
             a, t0 = cpu.read(), time.monotonic()
             for i, e in enumerate(events):
                 if paced:
@@ -374,26 +418,27 @@ def main() -> dict:
             elapsed = time.monotonic() - t0
             s, b = Cpu.delta(a, cpu.read())
             s_net, b_net = s - idle_s * elapsed, b - idle_b * elapsed
-            return {"complaints": n, "seconds": round(elapsed, 2),
-                    "service_cpu_ms": round(1000 * s_net / n, 2),
-                    "db_backend_cpu_ms": round(1000 * b_net / n, 2),
-                    "total_cpu_ms": round(1000 * (s_net + b_net) / n, 2)}
+            result = {"complaints": n, "seconds": round(elapsed, 2),
+                      "service_cpu_ms": round(1000 * s_net / n, 2),
+                      "db_backend_cpu_ms": round(1000 * b_net / n, 2),
+                      "total_cpu_ms": round(1000 * (s_net + b_net) / n, 2)}
+            # mean deliveries per "mark sent" transaction, contacts per get_contacts call
+            for name, (count, total_) in batches().items():
+                count0, total0 = before.get(name, (0.0, 0.0))
+                if count > count0:
+                    result[f"{name}_mean"] = round((total_ - total0) / (count - count0), 2)
+            return result
 
         results = {"tree": args.tree, "idle_cpu_ms_per_s": round(1000 * idle_s, 1)}
-        results["backlog"] = phase(args.complaints, None)
-        results["backlog"]["per_s"] = round(args.complaints / results["backlog"]["seconds"], 1)
-        published_at.clear()
-        results["paced"] = phase(int(args.rate * args.seconds), args.rate)
-        rows = conn.execute(text(
-            "SELECT complaint_id, sent_at FROM deliveries "
-            "WHERE audience = 'unit' AND complaint_id = ANY(:ids)"),
-            {"ids": list(published_at)}).all()
-        # complaint_routed published -> the unit's delivery marked sent
-        lat = sorted((r.sent_at - published_at[r.complaint_id]).total_seconds() * 1000
-                     for r in rows)
-        q = statistics.quantiles(lat, n=100)
-        results["paced"]["routed_to_unit_sent_ms"] = {
-            "p50": round(q[49], 1), "p95": round(q[94], 1), "p99": round(q[98], 1)}
+        phases = args.phases.split(",")
+        if "backlog" in phases:
+            results["backlog"] = phase(args.complaints, None)
+            results["backlog"]["per_s"] = round(
+                args.complaints / results["backlog"]["seconds"], 1)
+        if "paced" in phases:
+            published_at.clear()
+            results["paced"] = phase(int(args.rate * args.seconds), args.rate)
+            results["paced"].update(paced_latency(conn, published_at))
         amqp.release()
         conn.close()
         return results

@@ -12,10 +12,10 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy import bindparam, case, func, or_, select, text, update
 
 from services.notification.db import complaint_views, deliveries
 from services.notification.domain.lifecycle import ComplaintView, Plan, plan_event
@@ -372,6 +372,81 @@ _MARK_SENT = (
             provider=bindparam("b_provider"), provider_message_id=bindparam("b_message_id"),
             last_error=None)
 )
+# PostgreSQL: several deliveries marked sent in ONE statement (psycopg2 runs an executemany
+# UPDATE as one round trip per row); the columns travel as arrays, one element per delivery.
+_MARK_SENT_MANY_PG = text(
+    "UPDATE deliveries SET status = 'sent', sent_at = v.sent_at, lease_until = NULL, "
+    "provider = v.provider, provider_message_id = v.message_id, last_error = NULL "
+    "FROM unnest(CAST(:ids AS varchar[]), CAST(:ats AS timestamptz[]), "
+    "CAST(:providers AS varchar[]), CAST(:message_ids AS varchar[])) "
+    "AS v(id, sent_at, provider, message_id) "
+    "WHERE deliveries.id = v.id AND deliveries.status = 'pending'"
+)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A message its provider accepted, not yet marked sent (see `mark_sent`)."""
+
+    row: dict
+    provider: str
+    message_id: str
+    sent_at: datetime  # when the provider accepted it
+    seconds: float | None  # time spent in the provider call
+
+
+def mark_sent(uow_factory, accepted: list[Accepted]) -> list[Outcome]:
+    """Mark deliveries sent, each with its notification_sent event, in ONE transaction.
+
+    The sends that finish together share it (service.py's mark-sent batcher): on PostgreSQL one
+    UPDATE for every delivery and one multi-row INSERT for their events, instead of a
+    transaction of two statements each. Called only after the providers accepted the messages;
+    if it fails, nothing is marked: the leases expire and the deliveries are sent again (at
+    least once, as when a process dies between sending and marking).
+    """
+    if not accepted:
+        return []
+    ordered = sorted(accepted, key=lambda a: a.row["id"])  # rows locked in one order
+    with uow_factory() as uow:
+        conn = uow.session.connection()
+        if conn.dialect.name == "postgresql" and len(ordered) > 1:
+            conn.execute(_MARK_SENT_MANY_PG, {
+                "ids": [a.row["id"] for a in ordered],
+                "ats": [a.sent_at for a in ordered],
+                "providers": [a.provider for a in ordered],
+                "message_ids": [a.message_id[:200] for a in ordered],
+            })
+        else:
+            params = [{"b_id": a.row["id"], "b_now": a.sent_at, "b_provider": a.provider,
+                       "b_message_id": a.message_id[:200]} for a in ordered]
+            conn.execute(_MARK_SENT, params if len(params) > 1 else params[0])
+        uow.publish_many([_sent_event(a) for a in ordered])
+        uow.commit()
+    return [Outcome(a.row["id"], "sent", a.provider, a.row["audience"], a.row["channel"],
+                    seconds=a.seconds) for a in accepted]  # in the order given
+
+
+def _sent_event(a: Accepted) -> dict:
+    row = a.row
+    return build_event(
+        "notification_sent",
+        {
+            "complaint_id": row["complaint_id"],
+            "delivery_id": row["id"],
+            "cause_event_id": row["cause_event_id"],
+            "audience": row["audience"],
+            "channel": row["channel"],
+            "provider": a.provider,
+            "template": row["template"],
+            "sent_at": a.sent_at,
+        },
+        correlation_id=row["complaint_id"],
+        occurred_at=a.sent_at,
+    )
+
+
+def _mark_alone(uow_factory, accepted: Accepted) -> Outcome:
+    return mark_sent(uow_factory, [accepted])[0]
 
 
 def _lease(uow_factory, delivery_id: str, lease: timedelta) -> dict | None:
@@ -386,20 +461,27 @@ def _lease(uow_factory, delivery_id: str, lease: timedelta) -> dict | None:
 
 
 def send_one(
-    uow_factory, delivery_id: str, *, resolve_address, catalogue, provider_for, settings
+    uow_factory, delivery_id: str, *, resolve_address, catalogue, provider_for, settings,
+    mark=None,
 ) -> Outcome:
     """Lease one delivery and send it (skipped when someone else holds it or it is done)."""
     row = _lease(uow_factory, delivery_id, settings.lease)
     if row is None:
         return Outcome(delivery_id, "skipped")
     return send_leased(uow_factory, row, resolve_address=resolve_address, catalogue=catalogue,
-                       provider_for=provider_for, settings=settings)
+                       provider_for=provider_for, settings=settings, mark=mark)
 
 
 def send_leased(
-    uow_factory, row: dict, *, resolve_address, catalogue, provider_for, settings
+    uow_factory, row: dict, *, resolve_address, catalogue, provider_for, settings,
+    mark: Callable[[Accepted], Outcome] | None = None,
 ) -> Outcome:
-    """Send a delivery this process holds the lease of (``row``: its columns, attempts counted)."""
+    """Send a delivery this process holds the lease of (``row``: its columns, attempts counted).
+
+    Once the provider accepted the message, ``mark`` marks it sent (returns when committed):
+    by default in a transaction of its own; the service passes its batcher, which marks the
+    sends that finish together in one (`mark_sent`).
+    """
     provider = provider_for(row["audience"], row["channel"])
     started = None
     try:
@@ -445,33 +527,11 @@ def send_leased(
             uow.commit()
         return Outcome(row["id"], "retry", provider.name, row["audience"], row["channel"],
                        str(exc), _since(started))
-    seconds = _since(started)
-    now = utcnow()
-    with uow_factory() as uow:
-        uow.session.connection().execute(_MARK_SENT, {
-            "b_id": row["id"], "b_now": now, "b_provider": provider.name,
-            "b_message_id": result.provider_message_id[:200],
-        })
-        uow.publish(
-            build_event(
-                "notification_sent",
-                {
-                    "complaint_id": row["complaint_id"],
-                    "delivery_id": row["id"],
-                    "cause_event_id": row["cause_event_id"],
-                    "audience": row["audience"],
-                    "channel": row["channel"],
-                    "provider": provider.name,
-                    "template": row["template"],
-                    "sent_at": now,
-                },
-                correlation_id=row["complaint_id"],
-                occurred_at=now,
-            )
-        )
-        uow.commit()
-    return Outcome(row["id"], "sent", provider.name, row["audience"], row["channel"],
-                   seconds=seconds)
+    accepted = Accepted(row, provider.name, result.provider_message_id, utcnow(),
+                        _since(started))
+    if mark is None:
+        return _mark_alone(uow_factory, accepted)
+    return mark(accepted)
 
 
 def _since(started: float | None) -> float | None:

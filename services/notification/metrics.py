@@ -39,3 +39,13 @@ SEND_SLOTS_IN_USE = Gauge(
     "Sends in flight out of NOTIFICATION_SEND_CONCURRENCY (always at the limit: deliveries wait "
     "for the sweep; raise the concurrency or add replicas).",
 )
+MARK_SENT_BATCH_SIZE = Histogram(
+    "dumas_notification_mark_sent_batch_size",
+    "Deliveries marked sent (with their notification_sent events) in one transaction.",
+    buckets=(1, 2, 3, 5, 10, 20, 50),
+)
+CONTACTS_PER_RPC = Histogram(
+    "dumas_notification_contacts_per_rpc",
+    "Complainant contacts looked up in one intake.get_contacts call.",
+    buckets=(1, 2, 3, 5, 10, 20, 50, 100),
+)

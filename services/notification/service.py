@@ -13,16 +13,20 @@ from functools import partial
 import eventlet
 from eventlet.greenpool import GreenPool
 from eventlet.semaphore import Semaphore
+from nameko.exceptions import MethodNotFound, RemoteError
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from services.notification import handlers
+from services.notification.batching import Batcher
 from services.notification.db import metadata
 from services.notification.domain.lifecycle import NotYetRouted
 from services.notification.domain.render import TemplateCatalogue
 from services.notification.metrics import (
+    CONTACTS_PER_RPC,
     FALLBACKS,
+    MARK_SENT_BATCH_SIZE,
     NOTIFICATIONS,
     OLDEST_PENDING,
     PARKED,
@@ -54,6 +58,18 @@ UNIT_CONTACTS_TTL = 60.0
 # in batches while a lone event costs no added latency.
 ROUTED_BATCH = 20
 ROUTED_BATCH_WAIT_MS = 0
+# Sends whose providers accepted their messages are marked sent together, in one transaction
+# (handlers.mark_sent): at most this many, and the first waits at most this long for the sends
+# still running to finish (NOTIFICATION_MARK_SENT_BATCH, NOTIFICATION_MARK_SENT_MAX_WAIT_MS).
+# The wait ends as soon as every running send is waiting too, so a lone send is not held.
+MARK_SENT_BATCH = 50
+MARK_SENT_MAX_WAIT_MS = 10
+# Complainant contacts looked up in one intake.get_contacts call: every send that needs one
+# while no call is under way, at most this many (no added wait).
+CONTACTS_BATCH = 100
+# After intake answered that it has no get_contacts (an older intake during a rolling
+# deployment), contacts are fetched one by one with get_contact for this many seconds.
+CONTACTS_ONE_BY_ONE_FOR = 60.0
 
 
 class Sender(DependencyProvider):
@@ -72,10 +88,24 @@ class Sender(DependencyProvider):
         self.slots = Semaphore(self.settings.send_concurrency)
         # Tracks the sends in flight (for stop/kill); the semaphore bounds them.
         self.pool = GreenPool(max(1000, self.settings.send_concurrency))
+        config = self.container.config
         self.unit_contacts = TtlCache(float(
-            self.container.config.get("NOTIFICATION_UNIT_CONTACTS_TTL", UNIT_CONTACTS_TTL)))
+            config.get("NOTIFICATION_UNIT_CONTACTS_TTL", UNIT_CONTACTS_TTL)))
         self._draining = False
         self._drain_again = False
+        # Sends running now (from taking their slot to their outcome), for the mark batcher.
+        self.running = 0
+        self.marks = Batcher(
+            self._mark_sent,
+            max_size=int(config.get("NOTIFICATION_MARK_SENT_BATCH", MARK_SENT_BATCH)),
+            max_wait=float(config.get("NOTIFICATION_MARK_SENT_MAX_WAIT_MS",
+                                      MARK_SENT_MAX_WAIT_MS)) / 1000,
+            ready=lambda waiting: waiting >= self.running,
+            observe=MARK_SENT_BATCH_SIZE.observe, name="mark sent")
+        self.contacts = Batcher(self._fetch_contacts, max_size=CONTACTS_BATCH,
+                                observe=CONTACTS_PER_RPC.observe, name="contacts")
+        # Until when (monotonic) get_contacts is not tried: intake said it has none.
+        self._contacts_one_by_one_until = 0.0
 
     def stop(self):
         # Let sends in flight finish (their lease would otherwise delay them by a minute).
@@ -137,23 +167,27 @@ class Sender(DependencyProvider):
         deliveries that found no free slot would otherwise wait up to two seconds while slots
         free up. One drainer at a time (two would fetch the same rows and race for their
         leases); a kick while it runs makes it look once more before it ends."""
+        if self._try_start_drain():
+            self.container.spawn_managed_thread(
+                partial(self._drain_owned, db, fetch_due, resolve_address, SWEEP_BUDGET),
+                identifier="notification.drain")
+
+    def drain_exclusive(self, db, fetch_due, resolve_address, budget: float) -> int:
+        """`drain`, unless another drainer runs (then it is asked to look once more)."""
+        if not self._try_start_drain():
+            return 0
+        return self._drain_owned(db, fetch_due, resolve_address, budget)
+
+    def _try_start_drain(self) -> bool:
+        """Whether the caller now owns the drain (and must run `_drain_owned`); if a drainer
+        runs already, it is asked to look once more before it ends."""
         if self._draining:
             self._drain_again = True
-            return
+            return False
         self._draining = True
-        self.container.spawn_managed_thread(
-            partial(self.drain_exclusive, db, fetch_due, resolve_address, SWEEP_BUDGET,
-                    owned=True),
-            identifier="notification.drain")
+        return True
 
-    def drain_exclusive(self, db, fetch_due, resolve_address, budget: float,
-                        owned: bool = False) -> int:
-        """`drain`, unless another drainer runs (then it is asked to look once more)."""
-        if not owned:
-            if self._draining:
-                self._drain_again = True
-                return 0
-            self._draining = True
+    def _drain_owned(self, db, fetch_due, resolve_address, budget: float) -> int:
         sent = 0
         try:
             while True:
@@ -188,20 +222,54 @@ class Sender(DependencyProvider):
 
     def _run(self, send, db, delivery, resolve_address):
         """One send on a slot already taken; the slot is given back whatever happens."""
+        self.running += 1
         try:
             outcome = send(
                 db.unit_of_work, delivery, resolve_address=resolve_address,
                 catalogue=CATALOGUE, provider_for=self.provider_for, settings=self.settings,
+                mark=lambda accepted: self.marks.submit((db.unit_of_work, accepted)),
             )
         except Exception:
             # The database is unreachable, say: the delivery stays pending and its lease
-            # expires, so the sweep tries again.
+            # expires, so the sweep tries again (also when the provider accepted it and only
+            # the mark failed: sent again, at least once).
             delivery_id = delivery["id"] if isinstance(delivery, dict) else delivery
             log.exception("delivery %s: could not be sent now", delivery_id)
             return
         finally:
+            self.running -= 1
             self.slots.release()
         observe(outcome)
+
+    @staticmethod
+    def _mark_sent(items):
+        """The mark batcher's flush: one transaction for every accepted send of the batch."""
+        return handlers.mark_sent(items[0][0], [accepted for _, accepted in items])
+
+    def contact(self, intake, complaint_id: str) -> dict | None:
+        """The complainant's contact, asked for in one intake.get_contacts call together with
+        the other sends that need one now (`intake`: the asking worker's RPC proxy)."""
+        return self.contacts.submit((intake, complaint_id))
+
+    def _fetch_contacts(self, items) -> list[dict | None]:
+        """The contacts batcher's flush. Personal data: only handed to the waiting sends, never
+        kept (nor logged)."""
+        intake = items[0][0]
+        ids = list(dict.fromkeys(complaint_id for _, complaint_id in items))
+        with eventlet.Timeout(RPC_TIMEOUT, TimeoutError):
+            if time.monotonic() >= self._contacts_one_by_one_until:
+                try:
+                    found = intake.get_contacts(ids)
+                    return [found.get(complaint_id) for _, complaint_id in items]
+                except (MethodNotFound, RemoteError) as exc:
+                    if isinstance(exc, RemoteError) and exc.exc_type != "MethodNotFound":
+                        raise
+                    log.warning("intake has no get_contacts (older version): contacts are "
+                                "fetched one by one for %.0f s", CONTACTS_ONE_BY_ONE_FOR)
+                    self._contacts_one_by_one_until = (
+                        time.monotonic() + CONTACTS_ONE_BY_ONE_FOR)
+            one = {complaint_id: intake.get_contact(complaint_id) for complaint_id in ids}
+        return [one[complaint_id] for _, complaint_id in items]
 
 
 class TtlCache:
@@ -339,7 +407,8 @@ class NotificationService:
                 if kind == "head":
                     unit = unit.get("head") or {}
                 return unit.get("whatsapp") if channel in ("whatsapp", "sms") else unit.get("email")
-            contact = self.intake.get_contact(delivery["complaint_id"])
+            # Sends that need a contact at the same time share one intake.get_contacts call.
+            contact = self.sender.contact(self.intake, delivery["complaint_id"])
         if contact is None:
             return None
         return contact.get("email") if channel == "email" else contact.get("phone")

@@ -7,36 +7,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
-from support.notification_world import new_complaint, routed
+from support.notification_world import Slots, new_complaint, notification_db, routed
 
 from services.notification import handlers
-from services.notification.db import deliveries, outbox, processed_events
+from services.notification.db import deliveries
 from services.notification.settings import Settings
 from shared.contracts import load_event
-from shared.db import UnitOfWork, make_engine, utcnow
-
-
-class Slots:
-    """Send slots as the Sender hands them out, counted."""
-
-    def __init__(self, free: int):
-        self.free = free
-
-    def reserve(self, wanted: int) -> int:
-        taken = min(wanted, self.free)
-        self.free -= taken
-        return taken
-
-    def release(self, count: int) -> None:
-        self.free += count
+from shared.db import UnitOfWork, utcnow
 
 
 @pytest.fixture
 def db(pg_urls):
-    engine = make_engine(pg_urls["notification"])
-    factory = sessionmaker(engine, expire_on_commit=False)
-    yield engine, lambda: UnitOfWork(factory, outbox, processed_events)
-    engine.dispose()
+    with notification_db(pg_urls["notification"]) as engine_and_uow:
+        yield engine_and_uow
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ tells new rows from ones that existed already."""
 
 import pytest
 from sqlalchemy import delete, event, select
-from sqlalchemy.orm import sessionmaker
-from support.notification_world import new_complaint, routed, unit_action
+from support.notification_world import Slots, new_complaint, notification_db_of, routed, unit_action
 
-from services.cli import SERVICES_DIR
 from services.notification import handlers
 from services.notification.db import complaint_views, deliveries, outbox, processed_events
 from services.notification.domain.lifecycle import NotYetRouted
@@ -16,21 +14,6 @@ from services.notification.domain.render import TemplateCatalogue
 from services.notification.providers import FileProvider
 from services.notification.settings import Settings
 from shared.contracts import load_event
-from shared.db import UnitOfWork, make_engine
-from shared.migrate import upgrade
-
-
-class Slots:
-    def __init__(self, free: int):
-        self.free = free
-
-    def reserve(self, wanted: int) -> int:
-        taken = min(wanted, self.free)
-        self.free -= taken
-        return taken
-
-    def release(self, count: int) -> None:
-        self.free += count
 
 
 class Counted:
@@ -54,15 +37,8 @@ class Counted:
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def db(request, tmp_path):
-    if request.param == "postgresql":
-        url = request.getfixturevalue("pg_urls")["notification"]
-    else:
-        url = f"sqlite:///{tmp_path / 'notification.sqlite3'}"
-        upgrade(SERVICES_DIR / "notification" / "migrations", url)
-    engine = make_engine(url)
-    factory = sessionmaker(engine, expire_on_commit=False)
-    yield engine, lambda: UnitOfWork(factory, outbox, processed_events)
-    engine.dispose()
+    with notification_db_of(request, tmp_path) as engine_and_uow:
+        yield engine_and_uow
 
 
 def routed_event():

@@ -6,18 +6,25 @@ Events are built with shared.contracts.build_event, exactly as routing and intak
 
 import json
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from nameko.rpc import rpc
 from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, select
+from sqlalchemy.orm import sessionmaker
 
-from services.notification.db import deliveries, outbox
+from services.cli import SERVICES_DIR
+from services.notification.db import deliveries, outbox, processed_events
 from shared.contracts import build_event
+from shared.db import UnitOfWork, make_engine
+from shared.migrate import upgrade
 
 # complaint_id -> contact, unit code -> contacts; tests fill them before publishing.
 CONTACTS: dict[str, dict] = {}
+# The complaint ids of every get_contacts call FakeIntake answered, in order.
+CONTACT_CALLS: list[list[str]] = []
 UNITS: dict[str, dict] = {
     "kua-kabawetan": {
         "code": "kua-kabawetan", "name": "KUA Kecamatan Kabawetan",
@@ -44,6 +51,11 @@ class FakeIntake:
     def get_contact(self, complaint_id):
         return CONTACTS.get(complaint_id)
 
+    @rpc
+    def get_contacts(self, complaint_ids):
+        CONTACT_CALLS.append(list(complaint_ids))
+        return {c: CONTACTS.get(c) for c in complaint_ids}
+
 
 class FakeRouting:
     name = "routing"
@@ -51,6 +63,46 @@ class FakeRouting:
     @rpc
     def get_unit_contacts(self, unit_code):
         return UNITS.get(unit_code)
+
+
+class Slots:
+    """Send slots as the Sender hands them out, counted (handlers.SendSlots)."""
+
+    def __init__(self, free: int):
+        self.free = free
+
+    def reserve(self, wanted: int) -> int:
+        taken = min(wanted, self.free)
+        self.free -= taken
+        return taken
+
+    def release(self, count: int) -> None:
+        self.free += count
+
+
+@contextmanager
+def notification_db(url: str):
+    """(engine, unit-of-work factory) on notification's database at `url` (migrated)."""
+    engine = make_engine(url)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    try:
+        yield engine, lambda: UnitOfWork(factory, outbox, processed_events)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def notification_db_of(request, tmp_path: Path):
+    """`notification_db` on the backend a fixture is parametrised with ("postgresql": the
+    test's PostgreSQL database from `pg_urls`, already migrated; "sqlite": a new file, migrated
+    here)."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_urls")["notification"]
+    else:
+        url = f"sqlite:///{tmp_path / 'notification.sqlite3'}"
+        upgrade(SERVICES_DIR / "notification" / "migrations", url)
+    with notification_db(url) as engine_and_uow:
+        yield engine_and_uow
 
 
 def now() -> datetime:
