@@ -3,6 +3,7 @@ and the unit of work that commits a state change together with the events it cau
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -54,6 +55,15 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+def prepared_statements() -> bool:
+    """Whether a service may PREPARE statements on its PostgreSQL connections (routing's batch
+    statement). A prepared statement is session state: behind a pooler in transaction mode
+    (PgBouncer's `pool_mode = transaction`) the next transaction may run on a server
+    connection that lacks it, or has it already, so set DUMAS_PG_PREPARED_STATEMENTS=0 there;
+    the services then run the same work as separate plain statements."""
+    return os.environ.get("DUMAS_PG_PREPARED_STATEMENTS", "1") != "0"
 
 
 def utcnow() -> datetime:
@@ -241,6 +251,13 @@ class UnitOfWork:
         # A statement built once with parameters: no per-call construction and cache-key work.
         self.session.execute(_insert_statement(self._outbox), _outbox_row(envelope))
         self._staged += 1
+
+    def outbox_row(self, envelope: dict) -> dict:
+        """The outbox row `publish` would insert, for a caller that inserts it with its own
+        statement (intake's submit sends all its inserts in one round trip on PostgreSQL); the
+        row counts as staged, so `commit` wakes the relay."""
+        self._staged += 1
+        return _outbox_row(envelope)
 
     def publish_many(self, envelopes: list[dict]) -> None:
         """`publish` for several events in one statement (a multi-row INSERT)."""

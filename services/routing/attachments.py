@@ -74,12 +74,16 @@ def record(uow_factory, complaint_id: str, refs: list[dict], at=None) -> int:
 def record_in(uow, complaint_id: str, refs: list[dict], at=None) -> int:
     """`record` inside the caller's unit of work (routing's batched complaint_received)."""
     added = 0
-    for ref in refs:
-        added += uow.session.execute(_insert_attachment(uow.session), {
-            "complaint_id": str(complaint_id), "sha256": ref["sha256"], "size": ref["size"],
-            "media_type": ref["media_type"], "name": ref["name"], "added_at": at or utcnow(),
-        }).rowcount
+    for row in rows(complaint_id, refs, at):
+        added += uow.session.execute(_insert_attachment(uow.session), row).rowcount
     return added
+
+
+def rows(complaint_id: str, refs: list[dict], at=None) -> list[dict]:
+    """The attachments rows `record_in` inserts, one per reference."""
+    return [{"complaint_id": str(complaint_id), "sha256": ref["sha256"], "size": ref["size"],
+             "media_type": ref["media_type"], "name": ref["name"], "added_at": at or utcnow()}
+            for ref in refs]
 
 
 def on_received(uow_factory, event) -> int:

@@ -61,11 +61,19 @@ def summary(description: str, confidentiality: str, length: int = 160) -> str:
 
 def audit(session, *, actor: str, role: str, action: str, complaint_id=None, unit_code=None,
           before=None, after=None, text=None, at: datetime) -> None:
-    session.execute(_INSERT_AUDIT, {
+    session.execute(_INSERT_AUDIT, audit_row(
+        actor=actor, role=role, action=action, complaint_id=complaint_id, unit_code=unit_code,
+        before=before, after=after, text=text, at=at))
+
+
+def audit_row(*, actor: str, role: str, action: str, complaint_id=None, unit_code=None,
+              before=None, after=None, text=None, at: datetime) -> dict:
+    """The audit_log row `audit` inserts (routing's batched consumer inserts it itself)."""
+    return {
         "complaint_id": str(complaint_id) if complaint_id else None,
         "unit_code": unit_code, "actor": actor, "actor_role": role, "action": action,
         "before": before, "after": after, "text": text, "at": at,
-    })
+    }
 
 
 def routed_event(row, unit, seq: int, now: datetime) -> dict:

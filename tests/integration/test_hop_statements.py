@@ -3,15 +3,17 @@ a submitted complaint is one transaction (its duplicate check included), routing
 complaint is one transaction, and neither path builds SQL per call (statements are built once
 and executed with parameters), on PostgreSQL and SQLite alike."""
 
+import dataclasses
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import ValuesBase
 from sqlalchemy.sql.selectable import Select
+from support import databases
 
 from services.cli import SERVICES_DIR
 from services.intake import db as intake_db
@@ -31,17 +33,19 @@ BOX = PersonalDataBox(new_key())
 
 
 class Counted:
-    """Statements (first word), transactions begun and commits an engine runs."""
+    """Statements (first word), executes (a multi-statement execute is one round trip),
+    transactions begun and commits an engine runs."""
 
     def __init__(self, engine):
         self.statements: list[str] = []
-        self.begins = self.commits = 0
+        self.executes = self.begins = self.commits = 0
         event.listen(engine, "before_cursor_execute", self._statement)
         event.listen(engine, "begin", self._begin)
         event.listen(engine, "commit", self._commit)
 
     def _statement(self, _conn, _cursor, statement, *_):
-        self.statements.append(statement.split(None, 1)[0].upper())
+        self.executes += 1
+        self.statements.extend(part.split(None, 1)[0].upper() for part in statement.split("; "))
 
     def _begin(self, _conn):
         self.begins += 1
@@ -50,7 +54,7 @@ class Counted:
         self.commits += 1
 
     def reset(self):
-        self.statements, self.begins, self.commits = [], 0, 0
+        self.statements, self.executes, self.begins, self.commits = [], 0, 0, 0
 
 
 @contextmanager
@@ -114,8 +118,10 @@ def test_a_new_complaint_is_one_transaction_with_its_duplicate_check(intake_uow)
             box=BOX)
 
     assert not accepted.duplicate
-    # duplicate check, complaint, complainant, status history, outbox row: one transaction
+    # duplicate check, complaint, complainant, status history, outbox row: one transaction;
+    # on PostgreSQL the four inserts are one round trip
     assert counted.statements == ["SELECT", "INSERT", "INSERT", "INSERT", "INSERT"]
+    assert counted.executes == (2 if on_postgresql(engine) else 5)
     assert (counted.begins, counted.commits) == (1, 1)
     with Session(engine) as s:
         stored = s.execute(select(intake_db.complaints.c.tracking_code, intake_db.complaints.c
@@ -126,6 +132,104 @@ def test_a_new_complaint_is_one_transaction_with_its_duplicate_check(intake_uow)
         person = s.execute(select(intake_db.complainants).where(
             intake_db.complainants.c.complaint_id == accepted.complaint_id)).one()
         assert (person.name, person.email) == ("Siti Aminah", "siti.aminah@contoh.id")
+
+
+def on_postgresql(engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def stored_rows(engine, complaint_id):
+    """(complaints, complainants, history entries, outbox rows) stored for `complaint_id`."""
+    t = intake_db
+    with Session(engine) as s:
+        return tuple(
+            s.scalar(select(func.count()).select_from(table).where(column == complaint_id))
+            for table, column in (
+                (t.complaints, t.complaints.c.id),
+                (t.complainants, t.complainants.c.complaint_id),
+                (t.status_history, t.status_history.c.complaint_id),
+                (t.outbox, t.outbox.c.correlation_id),
+            ))
+
+
+def answer_record(scope="api:k1", key="kunci-1", req_hash="h" * 64):
+    return intake.IdempotencyRecord(
+        scope, key, req_hash,
+        lambda accepted: (201, {"tracking_code": accepted.tracking_code}))
+
+
+def test_an_idempotent_submission_sends_its_inserts_and_its_answer_in_one_round_trip(
+    intake_uow
+):
+    engine, uow = intake_uow
+    intake.submit_complaint(uow, submission(), box=BOX, idempotent=answer_record(key="warm"))
+    counted = Counted(engine)
+
+    with no_sql_built():
+        accepted = intake.submit_complaint(
+            uow, submission(description="Buku nikah kami belum juga dicetak setelah sebulan."),
+            box=BOX, idempotent=answer_record())
+
+    assert counted.statements == ["SELECT"] + ["INSERT"] * 5
+    assert counted.executes == (2 if on_postgresql(engine) else 6)
+    assert (counted.begins, counted.commits) == (1, 1)
+    assert stored_rows(engine, accepted.complaint_id) == (1, 1, 1, 1)
+    with Session(engine) as s:
+        answer = intake.stored_answer(s, "api:k1", "kunci-1")
+    assert (answer.status_code, answer.body, answer.complaint_id, answer.request_hash) == (
+        201, {"tracking_code": accepted.tracking_code}, accepted.complaint_id, "h" * 64)
+
+
+def test_an_idempotency_key_taken_meanwhile_keeps_nothing_of_the_attempt(intake_uow):
+    engine, uow = intake_uow
+    first = intake.submit_complaint(uow, submission(), box=BOX, idempotent=answer_record())
+    attempt = []
+
+    def render(accepted):
+        attempt.append(accepted.complaint_id)
+        return 201, {}
+
+    # the same key, as a request that lost the race (its replay check found nothing yet)
+    with pytest.raises(intake.IdempotencyRace):
+        intake.submit_complaint(
+            uow, submission(description="Buku nikah kami belum juga dicetak setelah sebulan."),
+            box=BOX, idempotent=intake.IdempotencyRecord("api:k1", "kunci-1", "h" * 64, render))
+
+    assert stored_rows(engine, attempt[0]) == (0, 0, 0, 0)
+    with Session(engine) as s:
+        assert intake.stored_answer(s, "api:k1", "kunci-1").complaint_id == first.complaint_id
+
+
+def test_a_tracking_code_collision_is_retried_with_a_fresh_code(intake_uow, monkeypatch):
+    engine, uow = intake_uow
+    taken = intake.submit_complaint(uow, submission(), box=BOX)
+    codes = iter([taken.tracking_code, "DMS-2345-6789-ABCD"])
+    monkeypatch.setattr(intake, "new_tracking_code", lambda: next(codes))
+    wakes = []
+    sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def uow_waking():
+        return UnitOfWork(sessions, intake_db.outbox, intake_db.processed_events,
+                          lambda: wakes.append(1))
+
+    counted = Counted(engine)
+    accepted = intake.submit_complaint(
+        uow_waking, submission(description="Buku nikah kami belum juga dicetak setelah sebulan.",
+                               confidentiality="anonymous", complainant=None),
+        box=BOX, idempotent=answer_record())
+
+    assert accepted.tracking_code == "DMS-2345-6789-ABCD"
+    # an anonymous complaint has no duplicate check: two attempts of one round trip each on
+    # PostgreSQL (complaint, history, outbox row, answer), the first rolled back; on SQLite
+    # the first attempt stops at the complaint
+    assert counted.executes == (2 if on_postgresql(engine) else 1 + 4)
+    assert (counted.begins, counted.commits) == (2, 1)
+    assert wakes == [1]  # the relay is woken once, by the commit of the second attempt
+    assert stored_rows(engine, accepted.complaint_id) == (1, 0, 1, 1)
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(intake_db.outbox)) == 2
+        assert intake.stored_answer(s, "api:k1", "kunci-1").body == {
+            "tracking_code": "DMS-2345-6789-ABCD"}
 
 
 def test_a_resubmission_is_linked_in_the_transaction_of_its_duplicate_check(
@@ -189,6 +293,7 @@ def test_a_routed_status_and_the_contact_lookup_build_no_sql(intake_uow):
         assert intake.apply_status_event(uow, routed)
         # claim, lock the complaint, update it, its history entry
         assert counted.statements == ["INSERT", "SELECT", "UPDATE", "INSERT"]
+        assert counted.executes == (3 if on_postgresql(engine) else 4)
         with Session(engine) as s:
             contact = intake.contact_for(s, accepted.complaint_id, BOX)
     assert contact == {"name": None, "phone": None, "email": "budi@contoh.id",
@@ -201,8 +306,8 @@ def test_a_routed_status_and_the_contact_lookup_build_no_sql(intake_uow):
     assert row.due_at is not None
 
 
-def received_event():
-    complaint_id = str(uuid.uuid4())
+def received_event(**overrides):
+    complaint_id = overrides.pop("complaint_id", None) or str(uuid.uuid4())
     return load_event(build_event("complaint_received", {
         "complaint_id": complaint_id, "tracking_code": "DMS-7KQ4-MX9T-2BH3", "channel": "web",
         "category": "nikah_rujuk",
@@ -211,7 +316,19 @@ def received_event():
         "unit_hint_trusted": False, "confidentiality": "public", "contact_channels": ["email"],
         "received_at": datetime.now(UTC), "attachments": [
             {"sha256": "a" * 64, "size": 10, "media_type": "image/jpeg", "name": "foto.jpg"}],
+        **overrides,
     }, correlation_id=complaint_id))
+
+
+def republished(event_, **changes):
+    """The same complaint_received again under a new event id (a producer that re-published)."""
+    return load_event(build_event("complaint_received", {**event_.data, **changes},
+                                  correlation_id=event_.correlation_id))
+
+
+def copy_of(event_, **changes):
+    """The same event (same event id), e.g. redelivered, with `changes` to its data."""
+    return dataclasses.replace(event_, data={**event_.data, **changes})
 
 
 def test_routing_a_received_complaint_is_one_transaction_and_builds_no_sql(
@@ -263,6 +380,17 @@ def test_a_batch_of_received_complaints_is_routed_in_one_transaction(routing_uow
 
     assert [d and d.unit_code for d in decisions] == ["kua-merigi"] * 3 + [None, None]
     assert (counted.begins, counted.commits) == (1, 1)
+    if on_postgresql(engine):
+        # claims, decisions, complaints, audit entries, outbox rows and attachment references
+        # of the whole batch: one statement (prepared by the first batch on this connection),
+        # one round trip (plus BEGIN and COMMIT)
+        assert (counted.statements, counted.executes) == (["EXECUTE"], 1)
+    else:
+        # per new complaint: claim, decision, complaint, audit entry, outbox row, attachment;
+        # the redelivered copy: claim, attachment; the re-published one: claim, decision,
+        # attachment
+        assert counted.statements == ["INSERT"] * (3 * 6 + 2 + 3)
+        assert counted.executes == len(counted.statements)
     with Session(engine) as s:
         ids = [e.data["complaint_id"] for e in batch]
         routed = s.execute(select(routing_db.complaints.c.complaint_id).where(
@@ -274,6 +402,120 @@ def test_a_batch_of_received_complaints_is_routed_in_one_transaction(routing_uow
     assert sorted(routed) == sorted(ids)
     assert sorted(files) == sorted(ids)  # each complaint's attachment, once
     assert sorted(staged) == sorted(ids)  # one complaint_routed each, none for the copies
+
+
+ROUTING_TABLES = {  # what route_complaints writes, without serial ids and clock readings
+    "processed_events": "consumer, event_id",
+    "decisions": "*",
+    "complaints": "*, contact_channels::text AS contact_channels_json",
+    "audit_log": "complaint_id, unit_code, actor, actor_role, action, before::text AS b, "
+                 "after::text AS a, text, at",
+    "outbox": "exchange, routing_key, correlation_id, "
+              "(body::jsonb - 'event_id')::text AS body_without_id",
+    "attachments": "complaint_id, sha256, size, media_type, name, added_at",
+}
+
+
+def routing_rows(engine) -> dict:
+    with engine.connect() as conn:
+        return {table: sorted((tuple(r) for r in conn.execute(text(  # noqa: S608 - fixed
+            f"SELECT {columns} FROM {table}"))), key=repr)
+            for table, columns in ROUTING_TABLES.items()}
+
+
+def test_on_postgresql_the_one_statement_stores_what_a_statement_per_row_stores(
+    pg_templates, monkeypatch
+):
+    one, two = received_event(), received_event(attachments=[
+        {"sha256": c * 64, "size": 10, "media_type": "image/jpeg", "name": f"{c}.jpg"}
+        for c in "abc"])
+    three = received_event(confidentiality="confidential", attachments=[],
+                           contact_channels=[], kecamatan_code=None)
+    four = received_event(unit_hint="kua-kabawetan", unit_hint_trusted=True)
+    batches = [
+        [one],
+        # a new complaint with three files, a redelivered event, a re-published one, the same
+        # event twice in the batch, a complaint re-published within the batch
+        [two, copy_of(one), republished(one), three, three, four, republished(four)],
+        [copy_of(two), republished(three), received_event()],
+    ]
+    now = datetime.now(UTC)
+    outcomes, stored = [], []
+    for one_statement in (True, False):
+        url = databases.clone_all({"routing": pg_templates["routing"]})["routing"]
+        engine = make_engine(url)
+        try:
+            with Session(engine) as s:
+                registry = registry_store.load(s)
+            factory = sessionmaker(engine, expire_on_commit=False)
+            counted = Counted(engine)
+            with monkeypatch.context() as patch:
+                if not one_statement:  # as behind a transaction-mode pooler
+                    patch.setenv("DUMAS_PG_PREPARED_STATEMENTS", "0")
+                outcomes.append([[d and d.unit_code for d in routing.route_complaints(
+                    lambda: UnitOfWork(factory, routing_db.outbox, routing_db.processed_events),
+                    registry, batch, now=now)] for batch in batches])
+            if one_statement:  # prepared once on the connection, executed per batch
+                assert counted.statements == ["PREPARE"] + ["EXECUTE"] * 3
+            else:  # switched off: nothing prepared, a plain statement per row
+                assert "PREPARE" not in counted.statements
+                assert "EXECUTE" not in counted.statements
+                assert len(counted.statements) > 3 * 6
+            stored.append(routing_rows(engine))
+        finally:
+            engine.dispose()
+            databases.drop_all([url])
+
+    assert outcomes[0] == outcomes[1]
+    assert [[unit is not None for unit in batch] for batch in outcomes[0]] == [
+        [True], [True, False, False, True, False, True, False], [False, False, True]]
+    assert stored[0] == stored[1]
+    # claims: 1 + 5 + 2; five complaints; files: one 1, two 3, four 1, the last 1
+    assert [len(stored[0][t]) for t in ROUTING_TABLES] == [8, 5, 5, 5, 5, 6]
+
+
+def test_a_prepared_statement_the_server_dropped_is_prepared_again(routing_uow):
+    engine, uow = routing_uow
+    if not on_postgresql(engine):
+        pytest.skip("PostgreSQL only: SQLite runs a statement per row")
+    with Session(engine) as s:
+        registry = registry_store.load(s)
+    assert routing.route_complaints(uow, registry, [received_event()])[0] is not None
+    with engine.connect() as conn:  # the pool's one connection, as a pooler's reset would
+        conn.exec_driver_sql("DEALLOCATE ALL")
+        conn.commit()
+    lost = received_event()
+
+    with pytest.raises(Exception, match="does not exist"):  # this batch fails, as any would
+        routing.route_complaints(uow, registry, [lost])
+    counted = Counted(engine)
+    assert routing.route_complaints(uow, registry, [lost])[0] is not None  # handled again
+
+    assert counted.statements == ["PREPARE", "EXECUTE"]
+
+
+def test_a_value_the_database_refuses_fails_the_batch_only_where_the_row_is_inserted(
+    routing_uow
+):
+    engine, uow = routing_uow
+    with Session(engine) as s:
+        registry = registry_store.load(s)
+    routed = received_event()
+    assert routing.route_complaints(uow, registry, [routed])[0] is not None
+    # a tracking code too long for complaint_routed, a village code too long for its column
+    bad = [{"tracking_code": "T" * 40}]
+    if on_postgresql(engine):  # SQLite does not check lengths
+        bad.append({"desa_code": "9" * 40})
+
+    for changes in bad:
+        # a redelivery of an event already handled is answered, whatever it carries
+        assert routing.route_complaints(uow, registry, [copy_of(routed, **changes)]) == [None]
+        # a new one fails its whole batch: nothing of the batch is kept
+        fine = received_event()
+        with pytest.raises(Exception, match="too long|Length"):
+            routing.route_complaints(uow, registry,
+                                     [fine, copy_of(received_event(), **changes)])
+        assert routing.route_complaints(uow, registry, [fine])[0] is not None
 
 
 def test_a_batch_of_routed_events_is_applied_in_one_transaction(intake_uow):
@@ -289,6 +531,10 @@ def test_a_batch_of_routed_events_is_applied_in_one_transaction(intake_uow):
 
     assert applied == [True, True, True, False]  # the redelivered copy changes nothing
     assert (counted.begins, counted.commits) == (1, 1)
+    # claim every event, lock every complaint, update them, their history entries: the same
+    # statements as for one event; on PostgreSQL the update and the history are one round trip
+    assert counted.statements == ["INSERT", "SELECT", "UPDATE", "INSERT"]
+    assert counted.executes == (3 if on_postgresql(engine) else 4)
     with Session(engine) as s:
         rows = s.execute(select(intake_db.complaints.c.status, intake_db.complaints.c.unit_code)
                          .where(intake_db.complaints.c.id.in_(
@@ -297,6 +543,37 @@ def test_a_batch_of_routed_events_is_applied_in_one_transaction(intake_uow):
             intake_db.status_history.c.complaint_id == accepted[0].complaint_id)).scalars().all()
     assert sorted(tuple(r) for r in rows) == [("routed", "kua-merigi")] * 3
     assert sorted(history) == ["received", "routed"]
+
+
+def test_two_events_of_one_complaint_in_a_batch_end_as_if_applied_one_after_the_other(
+    intake_uow
+):
+    engine, uow = intake_uow
+    accepted = intake.submit_complaint(uow, submission(), box=BOX)
+    routed = routed_event(accepted, seq=1)
+    asked = load_event(build_event("complaint_info_requested", {
+        "complaint_id": accepted.complaint_id, "tracking_code": accepted.tracking_code,
+        "unit_code": "kua-merigi", "actor_role": "unit_operator", "status": "info_requested",
+        "seq": 2, "at": datetime.now(UTC), "question": "Mohon kirim nomor pendaftaran nikah.",
+    }, correlation_id=accepted.complaint_id))
+
+    # the later transition first in the batch: it sets the status, the routing the unit
+    assert intake.apply_status_events(uow, [asked, routed]) == [True, True]
+
+    with Session(engine) as s:
+        row = s.execute(select(intake_db.complaints).where(
+            intake_db.complaints.c.id == accepted.complaint_id)).one()
+        history = s.execute(select(intake_db.status_history.c.status, intake_db.status_history
+                                   .c.seq).where(intake_db.status_history.c.complaint_id
+                                                 == accepted.complaint_id)).all()
+        messages = s.execute(select(intake_db.complaint_messages.c.kind,
+                                    intake_db.complaint_messages.c.body).where(
+            intake_db.complaint_messages.c.complaint_id == accepted.complaint_id)).all()
+    assert (row.status, row.last_seq, row.routed_seq, row.unit_code) == (
+        "info_requested", 2, 1, "kua-merigi")
+    assert row.due_at == routed.data["due_at"]
+    assert sorted(history) == [("info_requested", 2), ("received", 0), ("routed", 1)]
+    assert messages == [("question", "Mohon kirim nomor pendaftaran nikah.")]
 
 
 def test_an_unknown_complaint_rolls_the_whole_batch_back(intake_uow):
