@@ -7,7 +7,10 @@
 Loads shared/outbox.py and shared/db.py of `--rev` (read with `git show`, nothing is checked
 out) next to the current ones and runs them interleaved against one fresh PostgreSQL database
 and a private vhost: the relay's drain rate (events/s, batches of 200) and one UnitOfWork
-(claim + publish + commit) per iteration (per second, and client CPU per unit of work).
+(claim + publish + commit) per iteration (per second, and client CPU per unit of work). The
+drain is measured after the relay has connected and declared (one event published first): its
+events per second, this process's CPU per event (time.process_time) and its PostgreSQL
+backend's (/proc/<pid>/stat).
 
 `--paced`: the relay as the services run it (its `run()` loop in a thread of its own, woken by
 each commit) while this process commits one event per unit of work at each rate of `--rates`
@@ -250,6 +253,7 @@ def main(argv=None) -> int:
         return 0
     vhost, dbs = Vhost(), Databases()
     result = {"rev": args.rev, "relay_events_per_s": {"old": [], "new": []},
+              "relay_cpu_us": {"old": [], "new": []}, "relay_pg_cpu_us": {"old": [], "new": []},
               "uow": {"old": [], "new": []}}
     try:
         url = dbs.create("ab")
@@ -263,19 +267,37 @@ def main(argv=None) -> int:
                       routing_key="#", durable=True)
         with Connection(vhost.uri) as conn:
             queue(conn.default_channel).declare()
+        database = url.rsplit("/", 1)[1]
+        admin = new_db.make_engine(url, pool_size=1)
+
+        def backends() -> float:
+            """CPU seconds of the database's other backends (the relay's, while it drains)."""
+            with admin.connect() as conn:
+                pids = conn.execute(text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = :d "
+                    "AND pid <> pg_backend_pid()"), {"d": database}).scalars().all()
+            return sum(backend_cpu(pid) for pid in pids if Path(f"/proc/{pid}").exists())
+
         for _ in range(args.rounds):
             for label, relay_mod, db_mod in (("old", old_outbox, old_db),
                                              ("new", new_outbox, new_db)):
+                relay = relay_mod.OutboxRelay(engine, outbox, vhost.uri, "intake")
+                with new_db.UnitOfWork(factory, outbox, None) as uow:
+                    uow.publish(envelope())
+                    uow.commit()
+                relay.publish_batch()  # connect and declare: not part of the measurement
                 with new_db.UnitOfWork(factory, outbox, None) as uow:
                     for _ in range(args.events):
                         uow.publish(envelope())
                     uow.commit()
-                relay = relay_mod.OutboxRelay(engine, outbox, vhost.uri, "intake")
-                t0, total = time.perf_counter(), 0
+                pg0 = backends()
+                t0, c0, total = time.perf_counter(), time.process_time(), 0
                 while n := relay.publish_batch():
                     total += n
-                result["relay_events_per_s"][label].append(
-                    round(total / (time.perf_counter() - t0)))
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                result["relay_events_per_s"][label].append(round(total / wall))
+                result["relay_cpu_us"][label].append(round(cpu / total * 1e6))
+                result["relay_pg_cpu_us"][label].append(round((backends() - pg0) / total * 1e6))
                 relay._close()
 
                 uow_engine = db_mod.make_engine(url)
@@ -292,6 +314,7 @@ def main(argv=None) -> int:
                                              "cpu_us": round(cpu / args.events * 1e6)})
                 uow_engine.dispose()
         engine.dispose()
+        admin.dispose()
     finally:
         dbs.close()
         vhost.close()

@@ -12,8 +12,9 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from amqp import Message
 from amqp.exceptions import MessageNacked
-from kombu import Connection, Exchange, Producer, Queue
+from kombu import Connection, Exchange, Queue
 from sqlalchemy import Connection as DbConnection
 from sqlalchemy import Engine, Table, bindparam, func, select, update
 
@@ -59,6 +60,20 @@ def declare_subscriber_queues(channel, exchange_name: str) -> None:
             queue_arguments=queue_type_arguments() or None,
         )(channel).declare()
 
+
+def _properties(row) -> dict:
+    """The AMQP properties of an outbox row's message."""
+    return {
+        "content_type": "application/json",
+        "content_encoding": "utf-8",
+        "application_headers": {},
+        "delivery_mode": 2,  # persistent
+        "priority": 0,
+        "message_id": row.event_id,
+        "correlation_id": row.correlation_id,
+    }
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -83,7 +98,8 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._connection: Connection | None = None
-        self._producer: Producer | None = None
+        self._channel = None  # the confirm-mode channel events are published on
+        self._published: dict = {}  # routing key -> its OUTBOX_PUBLISHED child
         self._declared: set[str] = set()
         self._next_tag = 1
         self._confirmed = 0
@@ -226,29 +242,29 @@ class OutboxRelay:
         one round trip per batch instead of one per event. A nack or a missing confirm fails the
         batch: its rows stay unpublished and are sent again (consumers are idempotent).
         """
-        producer = self._ensure_producer()
+        channel = self._ensure_channel()
+        publish = channel.basic_publish
         first = self._next_tag
         for row in rows:
             if row.exchange not in self._declared:
-                Exchange(row.exchange, type="topic", durable=True)(producer.channel).declare()
-                declare_subscriber_queues(producer.channel, row.exchange)
+                Exchange(row.exchange, type="topic", durable=True)(channel).declare()
+                declare_subscriber_queues(channel, row.exchange)
                 self._declared.add(row.exchange)
-            producer.publish(
-                row.body,
-                exchange=row.exchange,
-                routing_key=row.routing_key,
-                content_type="application/json",
-                content_encoding="utf-8",
-                delivery_mode=2,
-                message_id=row.event_id,
-                correlation_id=row.correlation_id,
-                retry=False,
-            )
+            # The channel's basic_publish directly: the message kombu's Producer.publish built
+            # (same properties: persistent, JSON in UTF-8, empty headers, priority 0, event id
+            # and correlation id), without its per-message preparation (docs/performance.md,
+            # "routing and relay: fewer round trips").
+            publish(Message(row.body.encode("utf-8"), **_properties(row)),
+                    exchange=row.exchange, routing_key=row.routing_key)
             self._next_tag += 1
         self._wait_for_confirms(first, self._next_tag)
         self._batch_sizes.observe(len(rows))
         for row in rows:
-            metrics.OUTBOX_PUBLISHED.labels(self.service, row.routing_key).inc()
+            counter = self._published.get(row.routing_key)
+            if counter is None:
+                counter = self._published[row.routing_key] = metrics.OUTBOX_PUBLISHED.labels(
+                    self.service, row.routing_key)
+            counter.inc()
         if self._broker_down_since is not None:
             log.info("outbox relay: broker reachable again, publishing resumed")
             self._broker_down_since = None
@@ -281,8 +297,8 @@ class OutboxRelay:
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         self._nacked.add(delivery_tag)
 
-    def _ensure_producer(self) -> Producer:
-        if self._producer is None:
+    def _ensure_channel(self):
+        if self._channel is None:
             self._connection = Connection(self.amqp_uri, connect_timeout=5, heartbeat=0)
             self._connection.ensure_connection(max_retries=1)
             channel = self._connection.channel()
@@ -294,9 +310,9 @@ class OutboxRelay:
             self._confirmed = 0
             self._singles = set()
             self._nacked = set()
-            self._producer = Producer(channel)
+            self._channel = channel
             self._declared.clear()
-        return self._producer
+        return self._channel
 
     def _on_failure(self, exc: Exception) -> None:
         if self._broker_down_since is None:
@@ -311,7 +327,7 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 self._connection.release()
         self._connection = None
-        self._producer = None
+        self._channel = None
 
     # -- observability -----------------------------------------------------------------
     def backlog(self) -> tuple[int, float]:

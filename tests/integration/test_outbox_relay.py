@@ -3,7 +3,8 @@
 
 import eventlet
 import pytest
-from sqlalchemy import MetaData, pool
+from kombu import Connection
+from sqlalchemy import MetaData, pool, select
 from sqlalchemy.orm import sessionmaker
 from support import amqp
 from support.outbox import stage, unpublished
@@ -87,3 +88,28 @@ def test_an_event_published_before_its_consumers_started_waits_in_their_queues(
     for queue in ("routing.complaint_received", "reporting.complaint_received"):
         waiting = amqp.get_all(amqp_uri, queue)
         assert sorted(body["event_id"] for body, _ in waiting) == sorted(ids), queue
+
+
+def test_a_published_event_is_a_persistent_json_message_carrying_its_ids(store, amqp_uri):
+    engine, table, _ = store
+    capture = amqp.Capture(amqp_uri, "intake.events")
+    [event_id] = stage(store, 1)
+    relay = OutboxRelay(engine, table, amqp_uri, "intake")
+    try:
+        assert relay.publish_batch() == 1
+    finally:
+        relay._close()
+    with engine.connect() as conn:
+        row = conn.execute(select(table).where(table.c.event_id == event_id)).one()
+    with Connection(amqp_uri) as conn:
+        message = conn.default_channel.basic_get(capture.name, no_ack=True)
+
+    # the row's text (py-amqp decodes the body as its content_encoding says)
+    assert message.body == row.body
+    assert (message.delivery_info["exchange"], message.delivery_info["routing_key"]) == (
+        "intake.events", "complaint_received")
+    assert message.properties == {
+        "content_type": "application/json", "content_encoding": "utf-8",
+        "application_headers": {}, "delivery_mode": 2, "priority": 0,
+        "message_id": event_id, "correlation_id": row.correlation_id,
+    }
