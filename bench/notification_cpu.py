@@ -16,10 +16,10 @@ Two phases: a backlog (every event published at once; the service drains it as f
 can) and an open-loop phase at `--rate` events/s (below saturation: the cleanest CPU figure,
 and the latency complaint_routed published -> the unit's delivery `sent_at`, when its
 provider accepted it, and -> its notification_sent staged, when it was marked sent; with the
-mean batch sizes of the "mark sent" transactions and get_contacts calls). CPU figures are
-utime+stime of the service process (/proc/<pid>/stat) and of the PostgreSQL backends serving its
-database (pg_stat_activity -> /proc), net of the idle CPU measured for 4 s before the load
-(timers, outbox polls). CPU time, not wall time, because the machine is shared.
+mean batch sizes of the "mark sent" transactions, get_contacts calls and relay batches). CPU
+figures are utime+stime of the service process (/proc/<pid>/stat) and of the PostgreSQL
+backends serving its database (pg_stat_activity -> /proc), net of the idle CPU measured for
+4 s before the load (timers, outbox polls). CPU time, not wall time, because the machine is shared.
 
 `--handlers` measures notification's own code only, in this process without nameko or a broker:
 `handlers.plan` and `handlers.send_leased` for each event (file provider, the address given),
@@ -394,9 +394,11 @@ def main() -> dict:
             found = {}
             text_ = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
             for name in ("dumas_notification_mark_sent_batch_size",
-                         "dumas_notification_contacts_per_rpc"):
+                         "dumas_notification_contacts_per_rpc", "dumas_outbox_batch_size"):
+                # (labelled: the relay's is {service="notification"}, the only one here)
                 values = [float(line.rsplit(" ", 1)[1]) for line in text_.splitlines()
-                          if line.startswith((f"{name}_count ", f"{name}_sum "))]
+                          if line.startswith((f"{name}_count ", f"{name}_sum ",
+                                              f"{name}_count{{", f"{name}_sum{{"))]
                 if len(values) == 2:
                     found[name] = (values[0], values[1])
             return found
