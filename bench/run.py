@@ -411,7 +411,7 @@ class DumasCluster:
     def completed(self, codes: list[str]) -> int:
         stmt = text(
             "SELECT count(*) FROM complaint_facts WHERE tracking_code IN :codes "
-            "AND unit_notified_at IS NOT NULL"
+            "AND unit_notified_at IS NOT NULL AND received_at IS NOT NULL"
         ).bindparams(bindparam("codes", expanding=True))
         with self.reporting.connect() as conn:
             return conn.execute(stmt, {"codes": codes}).scalar()
@@ -427,7 +427,8 @@ class DumasCluster:
             "SELECT f.unit_notified_at - f.received_at, e.recorded_at - f.received_at "
             "FROM complaint_facts f JOIN events e ON e.correlation_id = f.complaint_id "
             "AND e.event_type = 'notification_sent' AND e.data->>'audience' = 'unit' "
-            "WHERE f.tracking_code IN :codes AND f.unit_notified_at IS NOT NULL"
+            "WHERE f.tracking_code IN :codes AND f.unit_notified_at IS NOT NULL "
+            "AND f.received_at IS NOT NULL"
         ).bindparams(bindparam("codes", expanding=True))
         with self.reporting.connect() as conn:
             rows = conn.execute(stmt, {"codes": codes}).all()
@@ -444,7 +445,8 @@ class DumasCluster:
             "SELECT f.complaint_id, f.received_at, e.occurred_at, f.unit_notified_at "
             "FROM complaint_facts f JOIN events e ON e.correlation_id = f.complaint_id "
             "AND e.event_type = 'complaint_routed' "
-            "WHERE f.tracking_code IN :codes AND f.unit_notified_at IS NOT NULL"
+            "WHERE f.tracking_code IN :codes AND f.unit_notified_at IS NOT NULL "
+            "AND f.received_at IS NOT NULL"
         ).bindparams(bindparam("codes", expanding=True))
         with self.reporting.connect() as conn:
             rows = {r[0]: r[1:] for r in conn.execute(facts, {"codes": codes})}
