@@ -474,10 +474,10 @@ def test_on_postgresql_the_one_statement_stores_what_a_statement_per_row_stores(
     assert [len(stored[0][t]) for t in ROUTING_TABLES] == [8, 5, 5, 5, 5, 6]
 
 
+@pytest.mark.parametrize("routing_uow", ["postgresql"], indirect=True)  # SQLite prepares nothing
 def test_a_prepared_statement_the_server_dropped_is_prepared_again(routing_uow):
     engine, uow = routing_uow
-    if not on_postgresql(engine):
-        pytest.skip("PostgreSQL only: SQLite runs a statement per row")
+    assert on_postgresql(engine)
     with Session(engine) as s:
         registry = registry_store.load(s)
     assert routing.route_complaints(uow, registry, [received_event()])[0] is not None
