@@ -421,35 +421,44 @@ class DumasCluster:
             lambda: ((c := self.completed(codes)) >= len(codes), c), budget(timeout), 0.1)
         return count, time.monotonic()
 
-    def latencies(self, codes: list[str]) -> tuple[list[float], list[float]]:
-        """(acceptance -> unit notification sent, acceptance -> reporting counted it), s."""
+    def flow_times(self, codes: list[str]) -> list:
+        """One row per completed complaint of `codes`, from reporting's read model in one
+        query: complaint_id, received (acceptance), routed (complaint_routed's occurred_at),
+        notified (unit_notified_at), counted (when reporting recorded the unit's
+        notification_sent); routed / counted are None while reporting lacks that event, and the
+        first one counts if there are several. Read once per phase by latencies and hops."""
         stmt = text(
-            "SELECT f.unit_notified_at - f.received_at, e.recorded_at - f.received_at "
-            "FROM complaint_facts f JOIN events e ON e.correlation_id = f.complaint_id "
-            "AND e.event_type = 'notification_sent' AND e.data->>'audience' = 'unit' "
+            "SELECT f.complaint_id, f.received_at AS received, min(r.occurred_at) AS routed, "
+            "f.unit_notified_at AS notified, min(n.recorded_at) AS counted "
+            "FROM complaint_facts f "
+            "LEFT JOIN events r ON r.correlation_id = f.complaint_id "
+            "AND r.event_type = 'complaint_routed' "
+            "LEFT JOIN events n ON n.correlation_id = f.complaint_id "
+            "AND n.event_type = 'notification_sent' AND n.data->>'audience' = 'unit' "
             "WHERE f.tracking_code IN :codes AND f.unit_notified_at IS NOT NULL "
-            "AND f.received_at IS NOT NULL"
+            "AND f.received_at IS NOT NULL "
+            "GROUP BY f.complaint_id, f.received_at, f.unit_notified_at"
         ).bindparams(bindparam("codes", expanding=True))
         with self.reporting.connect() as conn:
-            rows = conn.execute(stmt, {"codes": codes}).all()
-        return ([r[0].total_seconds() for r in rows], [r[1].total_seconds() for r in rows])
+            return conn.execute(stmt, {"codes": codes}).all()
 
-    def hops(self, codes: list[str]) -> dict[str, dict]:
-        """Where acceptance -> unit notified went, hop by hop (p50/p95/p99 ms each):
-        `to_routed` acceptance -> routing decided (intake's commit, relay, routing's consumer
-        and transaction), `to_planned` -> notification planned the unit's delivery (routing's
-        relay, notification's consumer and plan), `to_sent` -> that delivery was sent (send
-        slot, provider, mark-sent transaction). Times are each service's own clock (one
-        machine here)."""
-        facts = text(
-            "SELECT f.complaint_id, f.received_at, e.occurred_at, f.unit_notified_at "
-            "FROM complaint_facts f JOIN events e ON e.correlation_id = f.complaint_id "
-            "AND e.event_type = 'complaint_routed' "
-            "WHERE f.tracking_code IN :codes AND f.unit_notified_at IS NOT NULL "
-            "AND f.received_at IS NOT NULL"
-        ).bindparams(bindparam("codes", expanding=True))
-        with self.reporting.connect() as conn:
-            rows = {r[0]: r[1:] for r in conn.execute(facts, {"codes": codes})}
+    @staticmethod
+    def latencies(facts: list) -> tuple[list[float], list[float]]:
+        """(acceptance -> unit notification sent, acceptance -> reporting counted it), s, over
+        the rows of flow_times whose notification_sent reporting has recorded."""
+        rows = [r for r in facts if r.counted is not None]
+        return ([(r.notified - r.received).total_seconds() for r in rows],
+                [(r.counted - r.received).total_seconds() for r in rows])
+
+    def hops(self, facts: list) -> dict[str, dict]:
+        """Where acceptance -> unit notified went, hop by hop (p50/p95/p99 ms each), over the
+        rows of flow_times: `to_routed` acceptance -> routing decided (intake's commit, relay,
+        routing's consumer and transaction), `to_planned` -> notification planned the unit's
+        delivery (routing's relay, notification's consumer and plan), `to_sent` -> that
+        delivery was sent (send slot, provider, mark-sent transaction). Times are each
+        service's own clock (one machine here)."""
+        rows = {r.complaint_id: (r.received, r.routed, r.notified)
+                for r in facts if r.routed is not None}
         if not rows:
             return {}
         planned = text(
@@ -609,7 +618,8 @@ def bench_dumas(cfg: dict, vhost: Vhost, dbs: Databases, free_port) -> dict:
                 cpu = cpu_per_complaint(cpu_delta(cpu0, cpu_snapshot(cluster.procs)), idle,
                                         time.monotonic() - t0, count)
                 used = machine.per_item(m0, machine.snapshot(), count)
-                notified, counted = cluster.latencies(codes)
+                facts = cluster.flow_times(codes)
+                notified, counted = cluster.latencies(facts)
                 out["latency"].append({
                     "offered_per_s": rate,
                     "settled_before_s": settled,
@@ -626,7 +636,7 @@ def bench_dumas(cfg: dict, vhost: Vhost, dbs: Databases, free_port) -> dict:
                                                   for s in res.submissions], 99)),
                     "to_unit_notified": latency_summary(notified),
                     "to_reporting_counted": latency_summary(counted),
-                    "hops": cluster.hops(codes),
+                    "hops": cluster.hops(facts),
                     # below saturation: the cleanest CPU cost per complaint
                     "cpu_ms_per_complaint": cpu,
                     "machine_cpu_ms_per_complaint": used,

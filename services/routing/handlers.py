@@ -14,7 +14,7 @@ from services.routing.domain.registry import Registry
 from services.routing.domain.rules import ComplaintFacts, Decision, decide
 from services.routing.domain.sla import deadlines
 from shared.contracts import Event, build_event
-from shared.db import UTCDateTime, dialect_insert, prepared_statements, utcnow
+from shared.db import UTCDateTime, dialect_insert, utcnow
 
 CONSUMER = "routing"
 
@@ -52,20 +52,21 @@ def route_complaint(uow_factory, registry: Registry, event: Event, now: datetime
 
 def route_complaints(uow_factory, registry: Registry, events: list[Event],
                      now: datetime | None = None, calendar=None, response_days=None,
-                     resolution_days=None) -> list[Decision | None]:
+                     resolution_days=None, *, prepared: bool = True) -> list[Decision | None]:
     """What routing does with received complaints (its batched consumer): `route_complaint`
     and the attachment references (`attachments.on_received`) of every event, all in ONE
     transaction, one commit. A Decision or None per event, in order. A failure rolls back the
     whole batch; the batch consumer then handles its events one at a time.
 
     On PostgreSQL the whole batch is one prepared statement (`_route_in_one_statement`);
-    elsewhere, with prepared statements switched off (`shared.db.prepared_statements`), and for
-    a batch whose `complaint_routed` events cannot all be built, one statement per row."""
+    elsewhere, with `prepared` False (the process's `shared.db.prepared_statements()`, which
+    the service reads once at setup), and for a batch whose `complaint_routed` events cannot
+    all be built, one statement per row."""
     now = now or utcnow()
     with uow_factory() as uow:
         routed = None
         connection = uow.session.connection()
-        if connection.dialect.name == "postgresql" and prepared_statements():
+        if prepared and connection.dialect.name == "postgresql":
             routed = _route_in_one_statement(uow, connection, registry, events, now, calendar,
                                              response_days, resolution_days)
         if routed is None:

@@ -5,6 +5,7 @@ import logging
 import secrets
 
 from nameko.dependency_providers import Config
+from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
 from services.routing import (
@@ -35,7 +36,7 @@ from services.routing.openapi import build_spec as build_openapi
 from services.routing.registry_cache import RegistryCache
 from services.routing.timers import config_timer
 from shared import auth
-from shared.db import utcnow
+from shared.db import prepared_statements, utcnow
 from shared.nameko_ext import (
     Database,
     Health,
@@ -74,6 +75,19 @@ def _form(request) -> dict:
     return {name: value.replace("\x00", "") for name, value in request.form.items()}
 
 
+class PreparedStatements(DependencyProvider):
+    """Whether this process may PREPARE its batch statement on PostgreSQL
+    (`shared.db.prepared_statements`: DUMAS_PG_PREPARED_STATEMENTS=0 behind a transaction-mode
+    pooler). Read once when the container is set up, not per batch: a process keeps the
+    setting it started with."""
+
+    def setup(self):
+        self.enabled = prepared_statements()
+
+    def get_dependency(self, worker_ctx):
+        return self.enabled
+
+
 class RoutingService:
     name = NAME
 
@@ -83,6 +97,7 @@ class RoutingService:
     evidence = attachments.AttachmentStore()
     login_guard = LoginGuard(NAME)
     config = Config()
+    prepared = PreparedStatements()
 
     # -- events ------------------------------------------------------------------------------
     # Batched: the received complaints waiting in the queue (up to RECEIVED_BATCH, gathered for
@@ -92,7 +107,7 @@ class RoutingService:
                           max_wait_ms=RECEIVED_BATCH_WAIT_MS)
     def on_complaint_received(self, events):
         decisions = handlers.route_complaints(self.db.unit_of_work, self.registry.current(),
-                                              events)
+                                              events, prepared=self.prepared)
         for decision in decisions:
             if decision is not None:
                 ROUTED.labels(decision.unit_code, decision.rule).inc()

@@ -199,24 +199,15 @@ def _check_schema(schema: Schema) -> None:
             raise Unsupported(f"field name {name}")
 
 
-def compile_loader(schema: Schema, *, top_level: bool = True) -> Conv | None:
-    """A function data -> schema.load(data) (top-level UUIDs as str when top_level), or BAIL.
-    None when the schema cannot be compiled exactly."""
-    try:
-        _check_schema(schema)
-        plan = []
-        for name, field in schema.load_fields.items():
-            conv = _load_conv(field, top_level=top_level)
-            default = field.load_default
-            plan.append((name, conv, field.required, field.allow_none, default,
-                         callable(default)))
-    except Unsupported:
-        return None
-    known = frozenset(schema.load_fields)
-    plan = tuple(plan)
+def _compile_plan(plan: tuple, known: frozenset | None) -> Conv:
+    """The per-field loop shared by loaders and dumpers: data -> dict of converted values,
+    or BAIL. Each plan entry is (name, conv, required, allow_none, default,
+    default_callable); a missing field is refused if required, else filled with its default
+    unless that is `missing` (dumpers' plans always say `missing`). `known`: the keys allowed
+    in data (None: any; dump ignores the others). One loop, no call per field but conv."""
 
-    def load(data):
-        if type(data) is not dict or not known.issuperset(data):
+    def run(data):
+        if type(data) is not dict or (known is not None and not known.issuperset(data)):
             return BAIL
         out = {}
         get = data.get
@@ -238,7 +229,23 @@ def compile_loader(schema: Schema, *, top_level: bool = True) -> Conv | None:
                 return BAIL
             out[name] = value
         return out
-    return load
+    return run
+
+
+def compile_loader(schema: Schema, *, top_level: bool = True) -> Conv | None:
+    """A function data -> schema.load(data) (top-level UUIDs as str when top_level), or BAIL.
+    None when the schema cannot be compiled exactly."""
+    try:
+        _check_schema(schema)
+        plan = []
+        for name, field in schema.load_fields.items():
+            conv = _load_conv(field, top_level=top_level)
+            default = field.load_default
+            plan.append((name, conv, field.required, field.allow_none, default,
+                         callable(default)))
+    except Unsupported:
+        return None
+    return _compile_plan(tuple(plan), frozenset(schema.load_fields))
 
 
 def _dump_conv(field: fields.Field) -> Conv:
@@ -310,32 +317,11 @@ def compile_dumper(schema: Schema) -> Conv | None:
         _check_schema(schema)
         if list(schema.dump_fields) != list(schema.load_fields):
             raise Unsupported("dump and load fields differ")
+        # No defaults on dump: a missing optional field is left out (validate fills it later).
         plan = tuple(
-            (name, _dump_conv(field), field.required, field.allow_none)
+            (name, _dump_conv(field), field.required, field.allow_none, missing, False)
             for name, field in schema.dump_fields.items()
         )
     except Unsupported:
         return None
-
-    def dump(data):
-        if type(data) is not dict:
-            return BAIL
-        out = {}
-        get = data.get
-        for name, conv, required, allow_none in plan:
-            value = get(name, missing)
-            if value is missing:  # dump leaves it out; validate fills a default or refuses
-                if required:
-                    return BAIL
-                continue
-            if value is None:
-                if not allow_none:
-                    return BAIL
-                out[name] = None
-                continue
-            value = conv(value)
-            if value is BAIL:
-                return BAIL
-            out[name] = value
-        return out
-    return dump
+    return _compile_plan(plan, None)  # dump ignores unknown keys, as schema.dump does

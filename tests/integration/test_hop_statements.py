@@ -423,9 +423,7 @@ def routing_rows(engine) -> dict:
             for table, columns in ROUTING_TABLES.items()}
 
 
-def test_on_postgresql_the_one_statement_stores_what_a_statement_per_row_stores(
-    pg_templates, monkeypatch
-):
+def test_on_postgresql_the_one_statement_stores_what_a_statement_per_row_stores(pg_templates):
     one, two = received_event(), received_event(attachments=[
         {"sha256": c * 64, "size": 10, "media_type": "image/jpeg", "name": f"{c}.jpg"}
         for c in "abc"])
@@ -449,12 +447,10 @@ def test_on_postgresql_the_one_statement_stores_what_a_statement_per_row_stores(
                 registry = registry_store.load(s)
             factory = sessionmaker(engine, expire_on_commit=False)
             counted = Counted(engine)
-            with monkeypatch.context() as patch:
-                if not one_statement:  # as behind a transaction-mode pooler
-                    patch.setenv("DUMAS_PG_PREPARED_STATEMENTS", "0")
-                outcomes.append([[d and d.unit_code for d in routing.route_complaints(
-                    lambda: UnitOfWork(factory, routing_db.outbox, routing_db.processed_events),
-                    registry, batch, now=now)] for batch in batches])
+            # prepared=False: as behind a transaction-mode pooler
+            outcomes.append([[d and d.unit_code for d in routing.route_complaints(
+                lambda: UnitOfWork(factory, routing_db.outbox, routing_db.processed_events),
+                registry, batch, now=now, prepared=one_statement)] for batch in batches])
             if one_statement:  # prepared once on the connection, executed per batch
                 assert counted.statements == ["PREPARE"] + ["EXECUTE"] * 3
             else:  # switched off: nothing prepared, a plain statement per row

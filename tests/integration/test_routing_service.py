@@ -4,10 +4,11 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, event, func, select
 from support import amqp
 from support.wait import wait_for
 
+from services.routing import handlers
 from services.routing.db import decisions
 from services.routing.service import RoutingService
 from shared.contracts import build_event
@@ -132,3 +133,32 @@ def test_malformed_messages_are_parked_with_their_reason_and_consuming_goes_on(
     reasons = sorted(headers["x-dumas-reason"] for _, headers in parked)
     assert reasons == ["invalid_data", "undecodable", "unknown_version"]
     assert all(headers["x-dumas-queue"] == "routing.complaint_received" for _, headers in parked)
+
+
+@pytest.mark.parametrize(("at_start", "later"), [("1", "0"), ("0", "1")])
+def test_a_routing_process_keeps_the_prepared_statement_setting_it_started_with(
+    start_service, routed_capture, amqp_uri, monkeypatch, at_start, later
+):
+    """DUMAS_PG_PREPARED_STATEMENTS is read once, when the service is set up (not per batch):
+    a process switched off behind a transaction-mode pooler stays off, and one switched on
+    stays on, whatever the environment says afterwards."""
+    monkeypatch.setenv("DUMAS_PG_PREPARED_STATEMENTS", at_start)
+    running = start_service(RoutingService, EVENT_RETRY_DELAYS_MS=[100, 200])
+    monkeypatch.setenv("DUMAS_PG_PREPARED_STATEMENTS", later)
+    db = next(d for d in running.container.dependencies if d.attr_name == "db")
+    assert db.engine.dialect.name == "postgresql"
+    statements = []
+    event.listen(db.engine, "before_cursor_execute",
+                 lambda _conn, _cursor, statement, *_: statements.append(statement))
+
+    complaint = received()
+    amqp.publish_event(amqp_uri, complaint)
+    routed = wait_for(routed_capture.drain, message="complaint_routed published")[0][0]
+
+    assert routed["data"]["complaint_id"] == complaint["data"]["complaint_id"]
+    batch_statement = [s for s in statements if handlers._PG_ROUTE_NAME in s]
+    if at_start == "1":  # the whole batch as the one prepared statement
+        assert batch_statement and batch_statement[-1].startswith("EXECUTE")
+    else:  # as behind a transaction-mode pooler: plain statements, nothing prepared
+        assert batch_statement == []
+        assert any(s.startswith("INSERT INTO decisions") for s in statements)
