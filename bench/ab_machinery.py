@@ -15,7 +15,8 @@ backend's (/proc/<pid>/stat).
 `--paced`: the relay as the services run it (its `run()` loop in a thread of its own, woken by
 each commit) while this process commits one event per unit of work at each rate of `--rates`
 (open loop; `--arrivals poisson`, the default, `even` or `pairs`) for `--seconds`; `--rev`'s
-relay and this tree's with each relay gather time of `--gather` (ms), interleaved. Per event:
+relay and this tree's with each relay gather time of `--gather` (ms) and each `--prepared`
+(1: the claim PREPAREd, 0: sent as text), interleaved. Per event:
 the relay thread's CPU (time.thread_time), the CPU of its PostgreSQL backend
 (/proc/<pid>/stat), events per confirmed batch, and the latency commit -> a consumer on the
 vhost received it (p50/p99).
@@ -127,7 +128,8 @@ def schedule(rate: float, seconds: float, arrivals: str, seed: int) -> list[floa
     return sorted(times[:n])
 
 
-def paced_run(relay_mod, gather_ms, url, outbox, vhost_uri, times, receiver) -> dict:
+def paced_run(relay_mod, gather_ms, url, outbox, vhost_uri, times, receiver,
+              **relay_kwargs) -> dict:
     """One relay (in its own thread, as in a service) under commits at `times`."""
     relay_engine = new_db.make_engine(url, pool_size=2, max_overflow=0)
     pids: set[int] = set()
@@ -139,7 +141,8 @@ def paced_run(relay_mod, gather_ms, url, outbox, vhost_uri, times, receiver) -> 
         pids.add(cur.fetchone()[0])
         cur.close()
 
-    kwargs = {} if gather_ms is None else {"gather_ms": gather_ms}
+    kwargs = dict(relay_kwargs) if gather_ms is None else {"gather_ms": gather_ms,
+                                                          **relay_kwargs}
     relay = relay_mod.OutboxRelay(relay_engine, outbox, vhost_uri, "intake", **kwargs)
     relay.publish_batch()  # connect, declare: not part of the measurement
     cpu = {}
@@ -195,8 +198,12 @@ def paced_run(relay_mod, gather_ms, url, outbox, vhost_uri, times, receiver) -> 
 
 def paced(args, old_outbox) -> dict:
     rates = [float(r) for r in args.rates.split(",")]
-    variants = [("old", old_outbox, None)] + [
-        (f"new_gather_{g}", new_outbox, float(g)) for g in args.gather.split(",")]
+    variants = [("old", old_outbox, None, {})] + [
+        (f"new_gather_{g}" + ("" if p == "1" else "_plain"), new_outbox, float(g),
+         {"prepared": p == "1"})
+        for g in args.gather.split(",") for p in args.prepared.split(",")] + [
+        (f"new_gather_{g}_delete", new_outbox, float(g), {"delete_published": True})
+        for g in args.gather.split(",") if args.delete]
     vhost, dbs = Vhost(), Databases()
     runs: dict = {}
     try:
@@ -214,8 +221,9 @@ def paced(args, old_outbox) -> dict:
         for round_ in range(args.rounds):
             for rate in rates:
                 times = schedule(rate, args.seconds, args.arrivals, seed=round_)
-                for label, module, gather in variants:
-                    r = paced_run(module, gather, url, outbox, vhost.uri, times, receiver)
+                for label, module, gather, kwargs in variants:
+                    r = paced_run(module, gather, url, outbox, vhost.uri, times, receiver,
+                                  **kwargs)
                     runs.setdefault(f"{rate:g}/s", {}).setdefault(label, []).append(r)
                     print(f"{rate:g}/s {label}: {r}", file=sys.stderr, flush=True)
         receiver.close()
@@ -243,6 +251,11 @@ def main(argv=None) -> int:
     parser.add_argument("--rates", default="25,50,100")
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--gather", default="0,2,5")
+    parser.add_argument("--prepared", default="1",
+                        help="this tree's relay with its claim PREPAREd (1), as text (0), or "
+                             "both (1,0)")
+    parser.add_argument("--delete", action="store_true",
+                        help="also this tree's relay deleting published rows (experiment)")
     parser.add_argument("--arrivals", choices=("poisson", "even", "pairs"), default="poisson")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="dumas-ab-"))

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import namedtuple
 from datetime import UTC, datetime
 
 from amqp import Message
@@ -19,6 +20,7 @@ from sqlalchemy import Connection as DbConnection
 from sqlalchemy import Engine, Table, bindparam, func, select, update
 
 from shared import metrics
+from shared.db import prepared_statements
 from shared.messaging import (
     SUBSCRIPTIONS,
     consumer_queue_name,
@@ -36,6 +38,17 @@ IDLE_CHECK_AFTER = 5.0
 # (config OUTBOX_RELAY_GATHER_MS; 0 = publish at once). docs/performance.md has the figures.
 DEFAULT_GATHER_MS = 2.0
 
+# PostgreSQL: milliseconds a confirmed batch's transaction may stay open, waiting to be committed
+# in the same round trip as the next claim, before the relay commits it on its own (docs/
+# performance.md, "Session 5: outbox relay"). Its rows stay locked (other replicas skip them)
+# and count as unpublished until then; a crash before the commit publishes them again.
+DEFAULT_FLUSH_MS = 50.0
+
+# The relay's claim statement, PREPAREd on its own connection (PostgreSQL).
+_CLAIM_STATEMENT = "dumas_outbox_claim"
+
+# A claimed row as the relay's PostgreSQL cursor returns it (the claim's RETURNING list).
+_Row = namedtuple("_Row", "id event_id exchange routing_key correlation_id body")
 
 
 def declare_subscriber_queues(channel, exchange_name: str) -> None:
@@ -86,6 +99,9 @@ class OutboxRelay:
         idle_interval: float = 0.5,
         confirm_timeout: float = 30.0,
         gather_ms: float = DEFAULT_GATHER_MS,
+        flush_ms: float = DEFAULT_FLUSH_MS,
+        prepared: bool | None = None,
+        delete_published: bool = False,
     ):
         self.engine = engine
         self.table = table
@@ -95,6 +111,7 @@ class OutboxRelay:
         self.idle_interval = idle_interval
         self.confirm_timeout = confirm_timeout
         self.gather = max(0.0, float(gather_ms)) / 1000
+        self.flush_after = max(0.0, float(flush_ms)) / 1000
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._connection: Connection | None = None
@@ -108,7 +125,11 @@ class OutboxRelay:
         self._broker_down_since: float | None = None
         self._skip_locked = engine.dialect.name == "postgresql"
         self._db: DbConnection | None = None  # PostgreSQL: the relay's own connection
+        self._cursor = None  # its DBAPI cursor (autocommit: the relay sends BEGIN/COMMIT)
         self._db_used = 0.0
+        # PostgreSQL: a confirmed batch's transaction not committed yet (monotonic time it
+        # became committable), or None. Only ever open after every message of it was confirmed.
+        self._open_since: float | None = None
         metrics.OUTBOX_BACKLOG.labels(service)
         metrics.OUTBOX_OLDEST_AGE.labels(service)
         self._batch_sizes = metrics.OUTBOX_BATCH_SIZE.labels(service)
@@ -125,19 +146,39 @@ class OutboxRelay:
             .values(published_at=bindparam("at"))
         )
         # PostgreSQL: claim and mark in one statement, sent in the same round trip as the
-        # transaction's `SET LOCAL`. Marking rows published need not wait for the WAL flush: if
-        # a crash loses that commit, the rows are published again, which consumers absorb
-        # (they are idempotent). Saves one disk flush per batch, the scarcest resource of the
-        # flow (every service's commits share the server's WAL). LOCAL: the setting ends with
-        # the transaction, also behind a transaction-mode pooler (PgBouncer).
+        # transaction's `BEGIN` and `SET LOCAL` (the relay's connection is in autocommit mode, so
+        # the driver sends no `BEGIN` of its own), and, when the previous batch's transaction is
+        # still open, its `COMMIT` too (`_commit_first`). Marking rows published need not wait
+        # for the WAL flush: if a crash loses that commit, the rows are published again, which
+        # consumers absorb (they are idempotent). Saves one disk flush per batch, the scarcest
+        # resource of the flow (every service's commits share the server's WAL). LOCAL: the
+        # setting ends with the transaction, also behind a transaction-mode pooler (PgBouncer).
+        #
+        # The claim is planned once per connection (PREPAREd when the relay's connection opens):
+        # planning it took the server more CPU than running it (EXPLAIN: planning 0.13-0.24 ms,
+        # execution 0.07-0.15 ms for a batch of one). Behind a transaction-mode pooler
+        # (DUMAS_PG_PREPARED_STATEMENTS=0, shared.db.prepared_statements) the statement is sent
+        # as text. `id = ANY(ARRAY(SELECT ...))` rather than `id IN (SELECT ...)`: the same rows
+        # (the sub-select runs once, locking what it returns), cheaper to plan (no semi-join).
         name = engine.dialect.identifier_preparer.quote(t.name)
-        self._claim = (
-            "SET LOCAL synchronous_commit = off; "
-            f"UPDATE {name} SET published_at = %(at)s WHERE id IN ("
-            f"SELECT id FROM {name} WHERE published_at IS NULL ORDER BY id "
-            f"LIMIT {int(batch_size)} FOR UPDATE SKIP LOCKED) "
-            "RETURNING id, event_id, exchange, routing_key, correlation_id, body"
-        )
+        claimed = (f"id = ANY(ARRAY(SELECT id FROM {name} WHERE published_at IS NULL ORDER BY id "
+                   f"LIMIT {int(batch_size)} FOR UPDATE SKIP LOCKED)) "
+                   "RETURNING id, event_id, exchange, routing_key, correlation_id, body")
+        self._prepared = prepared_statements() if prepared is None else prepared
+        # `delete_published` (off by default; PostgreSQL only): a confirmed row is deleted
+        # instead of marked, in the same transaction and with the same guarantees. Measured
+        # cheaper for the server (no new row version, no index entries; docs/performance.md,
+        # "Session 5: outbox relay"), but the outbox then keeps no record of published events.
+        if delete_published:
+            mark, args = f"DELETE FROM {name} WHERE {claimed}", ("", "", "")
+        else:
+            mark = f"UPDATE {name} SET published_at = {{at}} WHERE {claimed}"
+            args = (" (timestamptz)", "$1", " (%(at)s)")
+        self._prepare = f"PREPARE {_CLAIM_STATEMENT}{args[0]} AS " + mark.format(at=args[1])
+        self._claim = "BEGIN; SET LOCAL synchronous_commit = off; " + (
+            f"EXECUTE {_CLAIM_STATEMENT}{args[2]}" if self._prepared
+            else mark.format(at="%(at)s"))
+        self._commit_first = "COMMIT; " + self._claim
 
     # -- lifecycle -------------------------------------------------------------------------
     def wake(self) -> None:
@@ -148,11 +189,15 @@ class OutboxRelay:
         self._wake.set()
 
     def run(self) -> None:
-        """Loop until stopped: drain the outbox, then wait for a wake-up or the idle interval."""
+        """Loop until stopped: drain the outbox, then wait for a wake-up or the idle interval.
+
+        On PostgreSQL a confirmed batch's transaction is left open and committed in the round
+        trip of the next claim; if no claim comes within `flush_after`, it is committed alone.
+        """
         backoff = self.idle_interval
         while not self._stopped.is_set():
             try:
-                published = self.publish_batch()
+                published = self._next_batch()
                 backoff = self.idle_interval
             except Exception as exc:  # broker or database down: keep the rows, retry later
                 metrics.OUTBOX_PUBLISH_ERRORS.labels(self.service).inc()
@@ -161,7 +206,7 @@ class OutboxRelay:
                 backoff = min(max(backoff * 2, 1.0), 10.0)
             if published >= self.batch_size:
                 continue
-            if self._wake.wait(backoff) and self.gather and not self._stopped.is_set():
+            if self._wait(backoff) and self.gather and not self._stopped.is_set():
                 # Woken by a commit: let the commits of the next few milliseconds join it, so
                 # events committed close together share one claim, publish and confirm wait.
                 # Their wake-ups, set before the clear below, are answered by this batch (each
@@ -170,10 +215,54 @@ class OutboxRelay:
             self._wake.clear()
         self._close()
 
+    def _wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` for a wake-up (True); meanwhile commit an open batch
+        transaction once it has waited `flush_after` for a next claim to carry its COMMIT."""
+        deadline = time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            remaining = deadline - now
+            if self._open_since is not None:
+                flush_in = self._open_since + self.flush_after - now
+                if flush_in <= 0:
+                    self._flush()
+                    continue
+                if remaining <= 0:
+                    return False
+                if self._wake.wait(min(remaining, flush_in)):
+                    return True
+                continue
+            if remaining <= 0:
+                return False
+            return self._wake.wait(remaining)
+
+    def _flush(self) -> None:
+        """Commit the open batch transaction on its own (its rows were all confirmed)."""
+        try:
+            self._cursor.execute("COMMIT")
+            self._open_since = None
+            self._db_used = time.monotonic()
+        except Exception as exc:  # the rows stay unpublished and are published again
+            metrics.OUTBOX_PUBLISH_ERRORS.labels(self.service).inc()
+            log.warning("outbox relay: could not mark a published batch (%s); "
+                        "its events will be published again", exc)
+            self._close_db()
+
     # -- one batch -----------------------------------------------------------------------
     def publish_batch(self) -> int:
+        """Publish one batch; on return its rows are marked published (committed)."""
         if self._skip_locked:
-            return self._publish_batch_locked()
+            return self._publish_batch_locked(commit=True)
+        return self._publish_batch_sqlite()
+
+    def _next_batch(self) -> int:
+        """`publish_batch` for the run loop: on PostgreSQL the batch's transaction stays open
+        for the next claim (or `_wait`'s flush) to commit."""
+        if self._skip_locked:
+            return self._publish_batch_locked(commit=False)
+        return self._publish_batch_sqlite()
+
+    def _publish_batch_sqlite(self) -> int:
         # SQLite: one process owns the file; never yield inside a write transaction.
         with self.engine.connect() as conn:
             rows = conn.execute(self._pending).all()
@@ -184,40 +273,51 @@ class OutboxRelay:
                 conn.execute(self._mark, {"ids": [r.id for r in rows], "at": datetime.now(UTC)})
         return len(rows)
 
-    def _publish_batch_locked(self) -> int:
+    def _publish_batch_locked(self, commit: bool) -> int:
         """PostgreSQL: claim and mark the batch in one statement, publish, then commit.
 
         `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING` locks the rows
         (replicas claim disjoint ones) and marks them published inside a transaction that
         commits only after the broker confirmed every message; if publishing fails, the
-        transaction rolls back and the rows stay unpublished. One round trip less per batch
-        than SELECT FOR UPDATE + UPDATE.
+        connection is closed, the transaction rolls back and the rows stay unpublished.
+
+        One round trip per batch when the previous batch's transaction is still open (`COMMIT;
+        BEGIN; SET LOCAL ...; UPDATE ... RETURNING`), else two (the same without the COMMIT,
+        then a COMMIT: at once with `commit`, otherwise by the next claim or after
+        `flush_after`).
         """
-        conn = self._claim_connection()
+        cursor = self._claim_cursor()
         try:
-            with conn.begin():
-                rows = conn.exec_driver_sql(self._claim, {"at": datetime.now(UTC)}).all()
-                if rows:
-                    rows.sort(key=lambda r: r.id)  # RETURNING has no order; publish in order
-                    self._publish(rows)
+            sql = self._claim if self._open_since is None else self._commit_first
+            self._open_since = None
+            cursor.execute(sql, {"at": datetime.now(UTC)})
+            rows = [_Row._make(r) for r in cursor.fetchall()]
+            if rows:
+                rows.sort()  # by id (unique, first): RETURNING has no order; publish in order
+                self._publish(rows)
+            if commit:
+                cursor.execute("COMMIT")
+            else:
+                self._open_since = time.monotonic()
         except BaseException:
             self._close_db()  # rolled back, or its state is unknown: start afresh next time
             raise
         self._db_used = time.monotonic()
         return len(rows)
 
-    def _claim_connection(self) -> DbConnection:
-        """The relay's own database connection, kept between batches outside the pool.
+    def _claim_cursor(self):
+        """A cursor of the relay's own database connection, kept between batches outside the
+        pool, in autocommit mode (the relay's statements carry their BEGIN and COMMIT).
 
         Per batch this saves the pool's checkout and checkin; detached, it leaves the pool's
-        connections to the workers. Unused for IDLE_CHECK_AFTER seconds, it is pinged first
-        and replaced if dead.
+        connections to the workers. Unused for IDLE_CHECK_AFTER seconds (and no transaction
+        open on it), it is pinged first and replaced if dead.
         """
         conn = self._db
-        if conn is not None and time.monotonic() - self._db_used > IDLE_CHECK_AFTER:
+        if (conn is not None and self._open_since is None
+                and time.monotonic() - self._db_used > IDLE_CHECK_AFTER):
             try:
-                conn.exec_driver_sql(_PING)
-                conn.rollback()
+                self._cursor.execute(_PING)
             except Exception as exc:
                 log.info("outbox relay: database connection lost (%s); reconnecting", exc)
                 self._close_db()
@@ -225,14 +325,26 @@ class OutboxRelay:
         if conn is None:
             conn = self.engine.connect()
             conn.detach()  # closed, never returned to the pool, when the relay is done
-            self._db, self._db_used = conn, time.monotonic()
-        return conn
+            dbapi = conn.connection.dbapi_connection
+            dbapi.rollback()  # a connect hook may have left a transaction open
+            dbapi.autocommit = True
+            cursor = dbapi.cursor()
+            if self._prepared:
+                try:
+                    cursor.execute(self._prepare)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    raise
+            self._db, self._cursor, self._db_used = conn, cursor, time.monotonic()
+        return self._cursor
 
     def _close_db(self) -> None:
         if self._db is not None:
             with contextlib.suppress(Exception):  # a dead connection may fail to close
                 self._db.close()
-        self._db = None
+        self._db = self._cursor = None
+        self._open_since = None
 
     def _publish(self, rows) -> None:
         """Publish every row, then wait once for the broker to confirm them all.
@@ -321,6 +433,8 @@ class OutboxRelay:
         self._close()
 
     def _close(self) -> None:
+        if self._open_since is not None:
+            self._flush()  # its rows were confirmed: mark them before leaving
         self._close_db()
         if self._connection is not None:
             # Closing a dead connection may fail; there is nothing more to do then.

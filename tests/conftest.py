@@ -8,8 +8,12 @@ import eventlet  # noqa: E402
 eventlet.monkey_patch()
 
 import pytest  # noqa: E402
+from sqlalchemy import MetaData  # noqa: E402
+from sqlalchemy.orm import sessionmaker  # noqa: E402
 from support import amqp, databases  # noqa: E402
 from support.net import free_port  # noqa: E402
+
+from shared.db import make_engine, outbox_table  # noqa: E402
 
 
 @pytest.fixture
@@ -45,6 +49,15 @@ def pg_urls(pg_templates):
         yield urls
     finally:
         databases.drop_all(urls.values())
+
+
+@pytest.fixture
+def pg_outbox_store(pg_urls):
+    """An outbox table on PostgreSQL (intake's fresh database): (engine, table, sessionmaker),
+    the `store` the helpers of support/outbox.py take."""
+    engine = make_engine(pg_urls["intake"])
+    yield engine, outbox_table(MetaData()), sessionmaker(engine)
+    engine.dispose()
 
 
 @pytest.fixture

@@ -8,25 +8,20 @@ import eventlet
 import pytest
 from kombu import Connection, Exchange, Queue
 from prometheus_client import REGISTRY
-from sqlalchemy import MetaData, func, select, text
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import func, select, text
 from support import amqp
 from support.outbox import stage, unpublished
 from support.wait import wait_for
 
 from shared import db as shared_db
 from shared import outbox as shared_outbox
-from shared.db import make_engine, outbox_table
+from shared.db import make_engine
 from shared.outbox import OutboxRelay
 
 
 @pytest.fixture
-def store(pg_urls):
-    metadata = MetaData()
-    table = outbox_table(metadata)
-    engine = make_engine(pg_urls["intake"])
-    yield engine, table, sessionmaker(engine)
-    engine.dispose()
+def store(pg_outbox_store):
+    return pg_outbox_store
 
 
 def test_batches_are_confirmed_as_a_whole_and_every_event_arrives_once(store, amqp_uri):
