@@ -2,6 +2,8 @@
 parameter lists (on PostgreSQL one round trip for all the writes of a batch), and the roll-ups
 recomputed from the daily cube (after a bulk load, and by the migration that introduced them)."""
 
+import json
+
 from sqlalchemy import text
 
 from services.reporting.db import (
@@ -67,6 +69,42 @@ _PG_ARRAY = {"String": "varchar[]", "Date": "date[]", "Integer": "integer[]",
              "SmallInteger": "smallint[]", "Boolean": "boolean[]", "UTCDateTime": "timestamptz[]"}
 
 
+# The arrays travel as array literals ('{1,-1,0}', '{"web","qr"}'): one text parameter per
+# column instead of psycopg2 adapting every element into an ARRAY[...] expression that the
+# server then parses constant by constant (a batch's upserts hold thousands of elements).
+def _ints(values) -> str:
+    if None in values:
+        return "{" + ",".join(["NULL" if v is None else str(int(v)) for v in values]) + "}"
+    return "{" + ",".join(map(str, map(int, values))) + "}"
+
+
+def _texts(values) -> str:
+    # JSON's list of strings is the array literal when nothing needed escaping (null = NULL);
+    # JSON escapes (\n, \u...) mean other things in an array literal, so those are quoted here.
+    literal = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    if "\\" not in literal:
+        return "{" + literal[1:-1] + "}"
+    return "{" + ",".join(
+        "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for v in values) + "}"
+
+
+def _isoformats(values) -> str:  # dates and aware datetimes (the offset travels along)
+    return "{" + ",".join(["NULL" if v is None else v.isoformat() for v in values]) + "}"
+
+
+def _bools(values) -> str:
+    return "{" + ",".join(["NULL" if v is None else "t" if v else "f" for v in values]) + "}"
+
+
+_PG_LITERAL = {"String": _texts, "Date": _isoformats, "Integer": _ints, "SmallInteger": _ints,
+               "Boolean": _bools, "UTCDateTime": _isoformats}
+
+
+def _literal(table, column: str):
+    return _PG_LITERAL[type(table.c[column].type).__name__]
+
+
 def write_batch(connection, update_statement, updates: list[dict], changes) -> None:
     """A batch's writes after its complaints are locked: the complaints' new facts (`updates`,
     parameters of `update_statement`, the complaint id as `b_complaint_id`) and the counter
@@ -85,9 +123,9 @@ def write_batch(connection, update_statement, updates: list[dict], changes) -> N
         prefix = _UPSERTS.get("pg-complaints")
         if prefix is None:
             prefix = _UPSERTS["pg-complaints"] = _pg_update_complaints_sql()
-        params = {f"f_{c.name}": [u[c.name] for u in updates] for c in complaints.c
-                  if c.name != "complaint_id"}
-        params["f_complaint_id"] = [u["b_complaint_id"] for u in updates]
+        params = {f"f_{c.name}": _literal(complaints, c.name)([u[c.name] for u in updates])
+                  for c in complaints.c if c.name != "complaint_id"}
+        params["f_complaint_id"] = _texts([u["b_complaint_id"] for u in updates])
     add_all(connection, changes, prefix, params)
 
 
@@ -129,10 +167,10 @@ def add_all(connection, changes, pg_prefix: str | None = None,
             ([pg_prefix] if pg_prefix else []) + [_pg_upsert_sql(i, *TABLES[i]) for i in present])
     params = dict(pg_params or {})
     for i in present:
-        _, keys, values = TABLES[i]
+        table, keys, values = TABLES[i]
         columns = zip(*(tuple(key) + tuple(change) for key, change in changes[i]), strict=True)
         for name, column in zip((*keys, *values), columns, strict=True):
-            params[f"t{i}_{name}"] = list(column)
+            params[f"t{i}_{name}"] = _literal(table, name)(list(column))
     connection.exec_driver_sql(sql, params)
 
 

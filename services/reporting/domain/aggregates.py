@@ -13,6 +13,7 @@ whatever order events arrive in, and a rebuild reproduces them exactly.
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from operator import add, itemgetter
 from typing import Any
 
 from shared.catalogue import STATUSES
@@ -281,15 +282,41 @@ def _rollup_rows(before: Contribution | None, after: Contribution | None, shard:
 
 def _add_into(rows: dict, key: tuple, values: list[int]) -> None:
     row = rows.get(key)
-    if row is None:
-        rows[key] = list(values)
-    else:
-        for i, v in enumerate(values):
-            row[i] += v
+    rows[key] = list(values) if row is None else list(map(add, row, values))
 
 
 def _rollup_sort(item):
     return tuple(x.isoformat() if isinstance(x, date) else x for x in item[0])
+
+
+# The roll-up row keys one cube key touches, per stripe: (days, months with the index of the
+# dimension whose value they carry, duration key prefixes). A complaint's later events touch the
+# same rows, so they are built once and kept (bounded: cleared when full).
+_ROW_KEYS: dict[tuple, tuple] = {}
+_ROW_KEYS_MAX = 8192
+
+
+def _row_keys(key: Key, shard: int) -> tuple[tuple, tuple, tuple]:
+    cached = _ROW_KEYS.get((key, shard))
+    if cached is not None:
+        return cached
+    day = key[0]
+    month = month_of(day)
+    values = dict(zip(DIMENSIONS, key[1:], strict=True))
+    days, months, durations = [], [], []
+    for fdims, fdim, fvalue in _filters(key):
+        stripe = _stripe(shard, *fdims)
+        days.append((fdim, fvalue, day, stripe))
+        months.extend((fdim, fvalue, month, dim, values[dim], _stripe(shard, *fdims, dim))
+                      for dim in DIMENSIONS if dim not in fdims)
+        durations.append((fdim, fvalue, month, stripe))
+    if len(_ROW_KEYS) >= _ROW_KEYS_MAX:
+        _ROW_KEYS.clear()
+    cached = _ROW_KEYS[(key, shard)] = (tuple(days), tuple(months), tuple(durations))
+    return cached
+
+
+_NARROW = tuple(COUNTER_COLUMNS.index(c) for c in UNIT_SLA_COLUMNS)
 
 
 class DeltaSum:
@@ -314,13 +341,54 @@ class DeltaSum:
     def add(self, before: Contribution | None, after: Contribution | None, shard: int) -> None:
         if before == after:
             return  # nothing moves (delta and rollup_delta would give no rows)
+        if before is not None and after is not None and before.key != after.key:
+            self._add_moved(before, after, shard)
+            return
+        # One row key for the whole step (a new complaint, or a step that keeps the complaint's
+        # day and dimensions: nearly all of them): every row it touches changes by after -
+        # before, computed once; a row is written only if that is not all zeros, as `delta`
+        # and `rollup_delta` would write it.
+        if before is None:
+            key = after.key
+            counters = [after.counters[c] for c in COUNTER_COLUMNS]
+            durations = {d: 1 for d in after.durations}
+        elif after is None:
+            key = before.key
+            counters = [-before.counters[c] for c in COUNTER_COLUMNS]
+            durations = {d: -1 for d in before.durations}
+        else:
+            key = after.key
+            old, new = before.counters, after.counters
+            counters = [new[c] - old[c] for c in COUNTER_COLUMNS]
+            durations = dict.fromkeys(after.durations, 1)
+            for d in before.durations:
+                durations[d] = durations.get(d, 0) - 1
+        day_keys, month_keys, duration_keys = _row_keys(key, shard)
+        if any(counters):
+            _add_into(self._cube, key, counters)
+            days = self._days
+            for row_key in day_keys:
+                _add_into(days, row_key, counters)
+            narrow = [counters[i] for i in _NARROW]
+            if any(narrow):
+                months = self._months
+                for row_key in month_keys:
+                    _add_into(months, row_key, narrow)
+        for (measure, wd), n in durations.items():
+            if n:
+                _add_into(self._durations, (*key, measure, wd), [n])
+                for fdim, fvalue, month, stripe in duration_keys:
+                    _add_into(self._rollup_durations,
+                              (fdim, fvalue, month, measure, wd, stripe), [n])
+
+    def _add_moved(self, before: Contribution, after: Contribution, shard: int) -> None:
+        """A step that moves the complaint to another cube row (routed to another unit, ...):
+        its rows are summed first, so a row both parts touch is written only if it changes."""
         counter_changes, duration_changes = delta(before, after)
         for key, changes in counter_changes:
             _add_into(self._cube, key, [changes[c] for c in COUNTER_COLUMNS])
         for key, measure, wd, n in duration_changes:
             _add_into(self._durations, (*key, measure, wd), [n])
-        # The roll-up rows this step really changes (the ones a transaction of its own would
-        # write), unsorted: the batch's rows are sorted once, in changes().
         for target, rows in zip((self._days, self._months, self._rollup_durations),
                                 _rollup_rows(before, after, shard), strict=True):
             for key, values in rows.items():
@@ -328,8 +396,11 @@ class DeltaSum:
                     _add_into(target, key, values)
 
     def changes(self) -> tuple[list, list, list, list, list]:
+        # Key order: the keys' dates compare as their ISO dates do (`_rollup_sort`), and no two
+        # keys of a table are equal, so plain tuple order is the same order, without a key
+        # function per row.
         return tuple(
-            sorted(rows.items(), key=_rollup_sort)
+            sorted(rows.items(), key=itemgetter(0))
             for rows in (self._cube, self._durations, self._days, self._months,
                          self._rollup_durations)
         )
