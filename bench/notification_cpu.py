@@ -7,7 +7,7 @@ deliveries sent (files written, rows `sent`, notification_sent events published)
 The service runs exactly as `make bench` runs it (`nameko run --config
 services/notification/config.yaml services.notification.service`: file provider, unit channel
 e-mail, 20 workers, 20 send slots, INFO logging) against a fresh, migrated PostgreSQL database
-and a private RabbitMQ vhost. intake's `get_contact` and routing's `get_unit_contacts` are
+and a private RabbitMQ vhost. intake's `get_contacts` and routing's `get_unit_contacts` are
 answered by stand-ins in another process, and this process publishes the complaint_routed
 events (as routing's relay does) and watches the database, so neither counts as notification's
 CPU. Each complainant left an e-mail address, as the benchmark's complainants do.

@@ -11,13 +11,14 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import bindparam, case, func, or_, select, text, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 
-from services.notification.db import complaint_views, deliveries
+from services.notification.db import complaint_views, deliveries, processed_events
 from services.notification.domain.lifecycle import ComplaintView, Plan, plan_event
 from services.notification.domain.planner import delivery_id_for
 from services.notification.domain.render import TemplateCatalogue, TemplateError
@@ -128,7 +129,7 @@ def plan_batch(uow_factory, events: list[Event], settings: Settings, *,
     pending: list[str] = []
     with uow_factory() as uow:
         s = uow.session
-        fresh = [e for e in events if uow.claim(CONSUMER, e.event_id)]
+        fresh = _claim(uow, events, now)
         if not fresh:
             uow.commit()
             return Planned([], [])
@@ -160,6 +161,32 @@ def plan_batch(uow_factory, events: list[Event], settings: Settings, *,
         if granted > len(leased):
             slots.release(granted - len(leased))
     return Planned(leased, pending)
+
+
+def _claim(uow, events: list[Event], now) -> list[Event]:
+    """The events not handled before, each claimed (processed_events), in their order: a batch
+    in ONE multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING (the ids returned are the
+    claims that were new) instead of a statement per event."""
+    if len(events) == 1:
+        return events if uow.claim(CONSUMER, events[0].event_id) else []
+    s = uow.session
+    name = s.get_bind().dialect.name
+    stmt = _CLAIM_MANY.get(name)
+    if stmt is None:
+        stmt = _CLAIM_MANY[name] = (dialect_insert(s, processed_events).on_conflict_do_nothing()
+                                    .returning(processed_events.c.event_id))
+    once, seen = [], set()
+    for e in events:  # an event twice in one batch (redelivered): claimed once
+        if str(e.event_id) not in seen:
+            seen.add(str(e.event_id))
+            once.append(e)
+    new = set(s.connection().execute(stmt, [
+        {"consumer": CONSUMER, "event_id": str(e.event_id), "processed_at": now} for e in once
+    ]).scalars())
+    return [e for e in once if str(e.event_id) in new]
+
+
+_CLAIM_MANY: dict[str, object] = {}
 
 
 def _delivery_rows(event: Event, complaint_id: str, result: Plan, now) -> list[dict]:
@@ -307,6 +334,46 @@ def due_deliveries(session, limit: int = 100) -> list[str]:
     return list(session.execute(_DUE, {"now": utcnow(), "limit": limit}).scalars())
 
 
+@contextmanager
+def _autocommit(session):
+    """The session's connection with psycopg2 in autocommit mode meanwhile: what runs in it
+    (one statement, or one query string of several: PostgreSQL runs those as one implicit
+    transaction) commits on its own, without psycopg2's BEGIN and a COMMIT, each a round trip.
+    The flag is set on the DB-API connection directly, before any statement of the session's
+    transaction: SQLAlchemy's AUTOCOMMIT isolation level would cost a `SET
+    default_transaction_isolation` round trip when the connection goes back to the pool."""
+    conn = session.connection()
+    raw = conn.connection.dbapi_connection
+    raw.autocommit = True
+    try:
+        yield conn
+    finally:
+        if not raw.closed:
+            raw.autocommit = False
+
+
+def lease_due(uow_factory, limit: int, lease: timedelta) -> list[dict]:
+    """Lease up to `limit` due deliveries (units first, then oldest, as `due_deliveries`) and
+    read them back: ONE statement for all of them (the drainer leases as many as it has free
+    send slots) instead of a query for the ids and a lease transaction per delivery.
+
+    On PostgreSQL the statement runs on a connection in autocommit mode (a single UPDATE is
+    atomic: one round trip, no BEGIN and COMMIT of their own), and rows another transaction
+    holds (being marked, or leased by another replica) are skipped, not waited for.
+    """
+    now = utcnow()
+    with uow_factory() as uow:
+        params = {"b_now": now, "b_until": now + lease, "b_limit": limit}
+        if uow.session.get_bind().dialect.name == "postgresql":
+            with _autocommit(uow.session) as conn:
+                rows = [dict(r._mapping) for r in conn.execute(_LEASE_DUE_PG, params)]
+        else:
+            rows = [dict(r._mapping) for r in uow.session.connection().execute(_LEASE_DUE, params)]
+        uow.commit()
+    rows.sort(key=lambda r: (r["audience"] != "unit", r["next_attempt_at"]))
+    return rows
+
+
 def pending_stats(session) -> tuple[int, float]:
     """(pending deliveries, age in seconds of the oldest one) for the gauges."""
     count, oldest = session.execute(
@@ -365,6 +432,46 @@ _LEASE = (
 )
 
 
+def _lease_due_statement(locking: bool):
+    due = (
+        select(deliveries.c.id)
+        .where(
+            deliveries.c.status == "pending",
+            deliveries.c.next_attempt_at <= bindparam("b_now"),
+            or_(deliveries.c.lease_until.is_(None),
+                deliveries.c.lease_until < bindparam("b_now")),
+        )
+        .order_by(case((deliveries.c.audience == "unit", 0), else_=1),
+                  deliveries.c.next_attempt_at)
+        .limit(bindparam("b_limit"))
+    )
+    if locking:
+        due = due.with_for_update(skip_locked=True)
+    # A CTE, evaluated once: as an IN (subquery) PostgreSQL may run the locking subquery again
+    # for later rows, and rows this very statement just leased no longer qualify then, so it
+    # would lease more than `limit`.
+    due = due.cte("due")
+    if locking:
+        due = due.prefix_with("MATERIALIZED")
+    return (
+        update(deliveries)
+        .where(
+            deliveries.c.id == due.c.id,
+            deliveries.c.status == "pending",
+            deliveries.c.next_attempt_at <= bindparam("b_now"),
+            or_(deliveries.c.lease_until.is_(None),
+                deliveries.c.lease_until < bindparam("b_now")),
+        )
+        .values(lease_until=bindparam("b_until"), attempts=deliveries.c.attempts + 1)
+        .returning(*deliveries.c)
+    )
+
+
+# Lease the due deliveries a drainer has send slots for (see lease_due), built once.
+_LEASE_DUE = _lease_due_statement(locking=False)
+_LEASE_DUE_PG = _lease_due_statement(locking=True)
+
+
 _MARK_SENT = (
     update(deliveries)
     .where(deliveries.c.id == bindparam("b_id"), deliveries.c.status == "pending")
@@ -372,16 +479,25 @@ _MARK_SENT = (
             provider=bindparam("b_provider"), provider_message_id=bindparam("b_message_id"),
             last_error=None)
 )
-# PostgreSQL: several deliveries marked sent in ONE statement (psycopg2 runs an executemany
-# UPDATE as one round trip per row); the columns travel as arrays, one element per delivery.
-_MARK_SENT_MANY_PG = text(
+# PostgreSQL: every delivery of a batch marked sent and its notification_sent staged in ONE round
+# trip: the UPDATE (columns as arrays, one element per delivery: psycopg2 would run an
+# executemany UPDATE as one round trip per row) and the outbox INSERT sent as one query string on
+# a connection in autocommit mode. PostgreSQL runs the statements of one query string as one
+# implicit transaction (both commit, or neither), so neither psycopg2's BEGIN nor a COMMIT needs
+# a round trip of its own: 1 instead of 4. Values are bound by psycopg2 (aware datetimes are
+# sent with their offset; the columns are timestamptz).
+_MARK_SENT_PG = (
     "UPDATE deliveries SET status = 'sent', sent_at = v.sent_at, lease_until = NULL, "
     "provider = v.provider, provider_message_id = v.message_id, last_error = NULL "
-    "FROM unnest(CAST(:ids AS varchar[]), CAST(:ats AS timestamptz[]), "
-    "CAST(:providers AS varchar[]), CAST(:message_ids AS varchar[])) "
-    "AS v(id, sent_at, provider, message_id) "
-    "WHERE deliveries.id = v.id AND deliveries.status = 'pending'"
+    "FROM unnest(%(ids)s::varchar[], %(ats)s::timestamptz[], %(providers)s::varchar[], "
+    "%(message_ids)s::varchar[]) AS v(id, sent_at, provider, message_id) "
+    "WHERE deliveries.id = v.id AND deliveries.status = 'pending'; "
+    "INSERT INTO outbox (event_id, exchange, routing_key, correlation_id, body, created_at) "
+    "SELECT * FROM unnest(%(o_event_id)s::varchar[], %(o_exchange)s::varchar[], "
+    "%(o_routing_key)s::varchar[], %(o_correlation_id)s::varchar[], %(o_body)s::text[], "
+    "%(o_created_at)s::timestamptz[])"
 )
+_OUTBOX_COLUMNS = ("event_id", "exchange", "routing_key", "correlation_id", "body", "created_at")
 
 
 @dataclass(frozen=True)
@@ -399,29 +515,38 @@ def mark_sent(uow_factory, accepted: list[Accepted]) -> list[Outcome]:
     """Mark deliveries sent, each with its notification_sent event, in ONE transaction.
 
     The sends that finish together share it (service.py's mark-sent batcher): on PostgreSQL one
-    UPDATE for every delivery and one multi-row INSERT for their events, instead of a
-    transaction of two statements each. Called only after the providers accepted the messages;
-    if it fails, nothing is marked: the leases expire and the deliveries are sent again (at
-    least once, as when a process dies between sending and marking).
+    UPDATE for every delivery and one INSERT for their events, sent together in one round trip
+    (`_MARK_SENT_PG`), instead of a transaction of two statements each. Called only after the
+    providers accepted the messages; if it fails, nothing is marked: the leases expire and the
+    deliveries are sent again (at least once, as when a process dies between sending and
+    marking).
     """
     if not accepted:
         return []
     ordered = sorted(accepted, key=lambda a: a.row["id"])  # rows locked in one order
     with uow_factory() as uow:
-        conn = uow.session.connection()
-        if conn.dialect.name == "postgresql" and len(ordered) > 1:
-            conn.execute(_MARK_SENT_MANY_PG, {
-                "ids": [a.row["id"] for a in ordered],
-                "ats": [a.sent_at for a in ordered],
-                "providers": [a.provider for a in ordered],
-                "message_ids": [a.message_id[:200] for a in ordered],
-            })
+        if uow.session.get_bind().dialect.name == "postgresql":
+            outbox_rows = [uow.outbox_row(_sent_event(a)) for a in ordered]
+            params = {f"o_{column}": [row[column] for row in outbox_rows]
+                      for column in _OUTBOX_COLUMNS}
+            params.update(ids=[a.row["id"] for a in ordered],
+                          ats=[a.sent_at for a in ordered],
+                          providers=[a.provider for a in ordered],
+                          message_ids=[a.message_id[:200] for a in ordered])
+            with _autocommit(uow.session) as conn:
+                conn.exec_driver_sql(_MARK_SENT_PG, params)
         else:
             params = [{"b_id": a.row["id"], "b_now": a.sent_at, "b_provider": a.provider,
                        "b_message_id": a.message_id[:200]} for a in ordered]
+            conn = uow.session.connection()
             conn.execute(_MARK_SENT, params if len(params) > 1 else params[0])
-        uow.publish_many([_sent_event(a) for a in ordered])
-        uow.commit()
+            uow.publish_many([_sent_event(a) for a in ordered])
+        uow.commit()  # (PostgreSQL: committed already; wakes the outbox relay)
+    # One line per batch: the deliveries can be traced by id (the providers log each one at
+    # DEBUG); metrics count them (dumas_notifications_total).
+    log.info("marked sent: %s", ", ".join(
+        f"{a.row['id']} ({a.row['audience']}, {a.provider}/{a.row['channel']})"
+        for a in ordered))
     return [Outcome(a.row["id"], "sent", a.provider, a.row["audience"], a.row["channel"],
                     seconds=a.seconds) for a in accepted]  # in the order given
 

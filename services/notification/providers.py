@@ -136,7 +136,9 @@ class FileProvider(Provider):
             raise TemporaryProviderError(
                 f"delivery {delivery_id}: cannot write to file outbox ({exc.strerror})"
             ) from exc
-        log.info("delivery %s written to file outbox (channel %s)", delivery_id, channel)
+        # DEBUG: the delivery is logged at INFO once marked sent (handlers.mark_sent, one line
+        # per batch), so an operator still traces it without two JSON lines per complaint.
+        log.debug("delivery %s written to file outbox (channel %s)", delivery_id, channel)
         return ProviderResult(provider_message_id=target.name)
 
     def _write_atomically(self, target: Path, payload: bytes) -> None:

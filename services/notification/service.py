@@ -13,7 +13,6 @@ from functools import partial
 import eventlet
 from eventlet.greenpool import GreenPool
 from eventlet.semaphore import Semaphore
-from nameko.exceptions import MethodNotFound, RemoteError
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
@@ -67,9 +66,6 @@ MARK_SENT_MAX_WAIT_MS = 10
 # Complainant contacts looked up in one intake.get_contacts call: every send that needs one
 # while no call is under way, at most this many (no added wait).
 CONTACTS_BATCH = 100
-# After intake answered that it has no get_contacts (an older intake during a rolling
-# deployment), contacts are fetched one by one with get_contact for this many seconds.
-CONTACTS_ONE_BY_ONE_FOR = 60.0
 
 
 class Sender(DependencyProvider):
@@ -104,8 +100,6 @@ class Sender(DependencyProvider):
             observe=MARK_SENT_BATCH_SIZE.observe, name="mark sent")
         self.contacts = Batcher(self._fetch_contacts, max_size=CONTACTS_BATCH,
                                 observe=CONTACTS_PER_RPC.observe, name="contacts")
-        # Until when (monotonic) get_contacts is not tried: intake said it has none.
-        self._contacts_one_by_one_until = 0.0
 
     def stop(self):
         # Let sends in flight finish (their lease would otherwise delay them by a minute).
@@ -162,21 +156,21 @@ class Sender(DependencyProvider):
             spawned += 1
         return spawned
 
-    def kick(self, db, fetch_due, resolve_address) -> None:
+    def kick(self, db, lease_due, resolve_address) -> None:
         """Drain due deliveries now, in the background, instead of at the next sweep: planned
         deliveries that found no free slot would otherwise wait up to two seconds while slots
         free up. One drainer at a time (two would fetch the same rows and race for their
         leases); a kick while it runs makes it look once more before it ends."""
         if self._try_start_drain():
             self.container.spawn_managed_thread(
-                partial(self._drain_owned, db, fetch_due, resolve_address, SWEEP_BUDGET),
+                partial(self._drain_owned, db, lease_due, resolve_address, SWEEP_BUDGET),
                 identifier="notification.drain")
 
-    def drain_exclusive(self, db, fetch_due, resolve_address, budget: float) -> int:
+    def drain_exclusive(self, db, lease_due, resolve_address, budget: float) -> int:
         """`drain`, unless another drainer runs (then it is asked to look once more)."""
         if not self._try_start_drain():
             return 0
-        return self._drain_owned(db, fetch_due, resolve_address, budget)
+        return self._drain_owned(db, lease_due, resolve_address, budget)
 
     def _try_start_drain(self) -> bool:
         """Whether the caller now owns the drain (and must run `_drain_owned`); if a drainer
@@ -187,12 +181,12 @@ class Sender(DependencyProvider):
         self._draining = True
         return True
 
-    def _drain_owned(self, db, fetch_due, resolve_address, budget: float) -> int:
+    def _drain_owned(self, db, lease_due, resolve_address, budget: float) -> int:
         sent = 0
         try:
             while True:
                 self._drain_again = False
-                sent += self.drain(db, fetch_due, resolve_address, budget)
+                sent += self.drain(db, lease_due, resolve_address, budget)
                 if not self._drain_again:
                     return sent
         except Exception:
@@ -201,24 +195,33 @@ class Sender(DependencyProvider):
         finally:
             self._draining = False
 
-    def drain(self, db, fetch_due, resolve_address, budget: float) -> int:
+    def drain(self, db, lease_due, resolve_address, budget: float) -> int:
         """Send due deliveries until none is left or `budget` seconds pass.
 
-        Waits for a free slot before each send, so a backlog drains as fast as the providers
-        answer, never faster than `send_concurrency` at once.
+        Waits for a free send slot, takes every other free one too, and leases as many due
+        deliveries as it holds slots in one statement (`lease_due(n)`, handlers.lease_due), so
+        a backlog drains as fast as the providers answer, never faster than `send_concurrency`
+        at once, without a lease transaction per delivery.
         """
         deadline = time.monotonic() + budget
         sent = 0
-        while time.monotonic() < deadline:
-            due = fetch_due(SWEEP_BATCH)
-            for delivery_id in due:
-                self.slots.acquire()
-                self.pool.spawn_n(self._run, handlers.send_one, db, delivery_id,
-                                  resolve_address)
-            sent += len(due)
-            if len(due) < SWEEP_BATCH:
-                break
-        return sent
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.slots.acquire(timeout=left):
+                return sent
+            free = 1 + self.reserve(SWEEP_BATCH - 1)
+            try:
+                rows = lease_due(free)
+            except BaseException:
+                self.release(free)
+                raise
+            if len(rows) < free:
+                self.release(free - len(rows))
+            for row in rows:
+                self.pool.spawn_n(self._run, handlers.send_leased, db, row, resolve_address)
+            sent += len(rows)
+            if len(rows) < free:  # nothing more is due now
+                return sent
 
     def _run(self, send, db, delivery, resolve_address):
         """One send on a slot already taken; the slot is given back whatever happens."""
@@ -257,19 +260,8 @@ class Sender(DependencyProvider):
         intake = items[0][0]
         ids = list(dict.fromkeys(complaint_id for _, complaint_id in items))
         with eventlet.Timeout(RPC_TIMEOUT, TimeoutError):
-            if time.monotonic() >= self._contacts_one_by_one_until:
-                try:
-                    found = intake.get_contacts(ids)
-                    return [found.get(complaint_id) for _, complaint_id in items]
-                except (MethodNotFound, RemoteError) as exc:
-                    if isinstance(exc, RemoteError) and exc.exc_type != "MethodNotFound":
-                        raise
-                    log.warning("intake has no get_contacts (older version): contacts are "
-                                "fetched one by one for %.0f s", CONTACTS_ONE_BY_ONE_FOR)
-                    self._contacts_one_by_one_until = (
-                        time.monotonic() + CONTACTS_ONE_BY_ONE_FOR)
-            one = {complaint_id: intake.get_contact(complaint_id) for complaint_id in ids}
-        return [one[complaint_id] for _, complaint_id in items]
+            found = intake.get_contacts(ids)
+        return [found.get(complaint_id) for _, complaint_id in items]
 
 
 class TtlCache:
@@ -374,7 +366,7 @@ class NotificationService:
             raise RuntimeError(f"waiting for complaint_routed: {exc}") from exc
         sender.send_leased(self.db, planned.leased, self._address)
         if sender.dispatch(self.db, planned.pending, self._address) < len(planned.pending):
-            sender.kick(self.db, self._fetch_due, self._address)
+            sender.kick(self.db, self._lease_due, self._address)
 
     @timer(interval=2)
     def sweep(self):
@@ -385,11 +377,10 @@ class NotificationService:
         OLDEST_PENDING.set(oldest)
         SEND_SLOTS_IN_USE.set(self.sender.in_use())
 
-        self.sender.drain_exclusive(self.db, self._fetch_due, self._address, SWEEP_BUDGET)
+        self.sender.drain_exclusive(self.db, self._lease_due, self._address, SWEEP_BUDGET)
 
-    def _fetch_due(self, limit):
-        with self.db.session() as session:
-            return handlers.due_deliveries(session, limit=limit)
+    def _lease_due(self, limit):
+        return handlers.lease_due(self.db.unit_of_work, limit, self.sender.settings.lease)
 
     def _address(self, delivery: dict) -> str | None:
         """Look the address up at send time: personal data is never stored here."""

@@ -1,14 +1,12 @@
 """Complainant sends that are due together share one intake.get_contacts call, and sends that
 finish together share one "mark sent" transaction (issue 8). The contact stays personal data of
 intake: asked for at send time, answered for each complaint as get_contact would, never stored
-by notification; an intake without get_contacts (an older one, during a rolling deployment) is
-asked one complaint at a time."""
+by notification."""
 
 import uuid
 
 import pytest
 from kombu import Connection
-from nameko.rpc import rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import create_engine, select
 from support import amqp
@@ -74,31 +72,6 @@ def test_complainants_due_together_are_looked_up_in_one_call_and_marked_sent_tog
     # each complainant got the message at the address intake gave for that complaint
     files = outbox_files(tmp_path / "outbox")
     to = {f["to"] for f in files}
-    assert {CONTACTS[c["complaint_id"]]["email"] for c in complaints_} <= to
-
-
-class OldIntake:
-    """An intake from before get_contacts: only the one-complaint call."""
-
-    name = "intake"
-
-    @rpc
-    def get_contact(self, complaint_id):
-        return CONTACTS.get(complaint_id)
-
-
-def test_an_intake_without_get_contacts_is_asked_one_complaint_at_a_time(
-        start_service, amqp_uri, pg_urls, tmp_path):
-    complaints_ = [new_complaint({"email": f"lama{i}@contoh.id"}) for i in range(3)]
-    start_service(OldIntake)
-    start_service(FakeRouting)
-    start_service(NotificationService)
-    for c in complaints_:
-        amqp.publish_event(amqp_uri, routed(c))
-
-    wait_for(lambda: all_sent(pg_urls["notification"], complaints_), timeout=30,
-             message="every delivery sent through get_contact")
-    to = {f["to"] for f in outbox_files(tmp_path / "outbox")}
     assert {CONTACTS[c["complaint_id"]]["email"] for c in complaints_} <= to
 
 

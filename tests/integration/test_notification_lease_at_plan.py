@@ -5,6 +5,7 @@ before sending leaves deliveries the sweep sends once their lease expires."""
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event as event_api
 from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 from support.notification_world import Slots, new_complaint, notification_db, routed
@@ -135,3 +136,31 @@ def test_waiting_unit_deliveries_are_sent_before_waiting_complainant_deliveries(
     units, complainants = due[:3], due[3:]
     assert [created[d] for d in units] == sorted(created[d] for d in units)  # oldest first
     assert [created[d] for d in complainants] == sorted(created[d] for d in complainants)
+
+
+def test_a_drainer_leases_as_many_due_deliveries_as_it_has_slots_units_first_in_one_statement(
+        db, settings):
+    engine, uow = db
+    events = [routed_event({"email": f"warga{i}@contoh.id"}) for i in range(3)]
+    for event in events:  # no free slot: everything waits
+        handlers.plan(uow, event, settings, slots=Slots(free=0))
+    statements = []
+    listen = (engine, "before_cursor_execute",
+              lambda *args: statements.append(args[2]))
+    event_api.listen(*listen)
+    try:
+        leased = handlers.lease_due(uow, 4, settings.lease)
+    finally:
+        event_api.remove(*listen)
+
+    # the due rows found, leased and read back at once
+    assert len(statements) == 1 and "UPDATE deliveries" in statements[0]
+    assert [r["audience"] for r in leased] == ["unit"] * 3 + ["complainant"]
+    assert all(r["attempts"] == 1 for r in leased)
+    with sessionmaker(engine)() as session:
+        left = handlers.due_deliveries(session)
+    assert len(left) == 2 and not {r["id"] for r in leased} & set(left)
+    # what is leased is nobody else's to take; the rest is
+    again = handlers.lease_due(uow, 10, settings.lease)
+    assert sorted(r["id"] for r in again) == sorted(left)
+    assert handlers.lease_due(uow, 10, settings.lease) == []

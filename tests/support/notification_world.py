@@ -48,10 +48,6 @@ class FakeIntake:
     name = "intake"
 
     @rpc
-    def get_contact(self, complaint_id):
-        return CONTACTS.get(complaint_id)
-
-    @rpc
     def get_contacts(self, complaint_ids):
         CONTACT_CALLS.append(list(complaint_ids))
         return {c: CONTACTS.get(c) for c in complaint_ids}
