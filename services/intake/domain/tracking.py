@@ -57,8 +57,21 @@ def new_tracking_code() -> str:
     Uniqueness is probabilistic (30^11, about 1.8 * 10^16 possible codes); the store must still keep
     a unique index on the code and draw again on the (practically impossible) conflict.
     """
-    random_part = "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_LENGTH))
+    random_part = _random_symbols(RANDOM_LENGTH)
     return _format(random_part + _check_symbol(random_part))
+
+
+# Bytes below 240 (the largest multiple of 30 under 256) map uniformly onto the alphabet; the
+# others are dropped. One read of the system's CSPRNG per code: `secrets.choice` read it once
+# per symbol (eleven os.urandom calls per complaint).
+_UNBIASED = 256 - 256 % _N
+
+
+def _random_symbols(count: int) -> str:
+    while True:
+        drawn = [b for b in secrets.token_bytes(count + 5) if b < _UNBIASED]
+        if len(drawn) >= count:
+            return "".join(ALPHABET[b % _N] for b in drawn[:count])
 
 
 def normalize_tracking_code(user_input: object) -> str | None:
