@@ -75,6 +75,17 @@ HTTP_DURATION = Histogram(
     ["service", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+HTTP_SLOT_WAITS = Counter(
+    "dumas_http_slot_waits_total",
+    "HTTP requests that waited for one of the service's HTTP worker slots (HTTP_MAX_WORKERS): "
+    "the web side is at its share of the workers, the rest stay free for consumers and RPC.",
+    ["service"],
+)
+HTTP_IN_WORKERS = Gauge(
+    "dumas_http_requests_in_workers",
+    "HTTP requests being handled by a worker now (at most HTTP_MAX_WORKERS).",
+    ["service"],
+)
 
 
 def exposition() -> tuple[bytes, str]:

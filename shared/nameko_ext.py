@@ -5,24 +5,25 @@ one event per worker or in batches.
 This is the only module of `shared` that imports nameko; domain code never does.
 """
 
+import errno
 import logging
-import os
 import time
 from datetime import UTC, datetime
 from functools import partial
 
 import eventlet
 from amqp.exceptions import ConnectionError as AmqpConnectionError
+from amqp.transport import TCPTransport
 from eventlet.semaphore import Semaphore
 from kombu import Connection
 from kombu.exceptions import OperationalError as KombuOperationalError
 from kombu.pools import producers
+from kombu.transport import pyamqp
 from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer, QueueConsumer
 from nameko.rpc import Rpc, RpcConsumer
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
-from prometheus_client import Counter, Gauge
 from sqlalchemy import MetaData, text
 from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
@@ -36,12 +37,11 @@ from shared.outbox import OutboxRelay
 log = logging.getLogger(__name__)
 
 
-def _setting(config, key: str, default):
-    """A tuning knob from the service's nameko config, else the environment, else `default`
-    (so it can be set per deployment without an entry in every service's config.yaml)."""
+def _config_value(config, key: str, default):
+    """`config[key]`, or `default` when it is missing or empty (`${VAR:}` with VAR set to "" in
+    a config.yaml gives None). Settings come from the service's config.yaml only; each one reads
+    its environment variable there."""
     value = config.get(key)
-    if value is None:
-        value = os.environ.get(key)
     return default if value in (None, "") else value
 
 
@@ -55,17 +55,6 @@ class PermanentError(Exception):
 
 
 HTTP_MAX_WORKERS = "HTTP_MAX_WORKERS"
-HTTP_SLOT_WAITS = Counter(
-    "dumas_http_slot_waits_total",
-    "HTTP requests that waited for one of the service's HTTP worker slots (HTTP_MAX_WORKERS): "
-    "the web side is at its share of the workers, the rest stay free for consumers and RPC.",
-    ["service"],
-)
-HTTP_IN_WORKERS = Gauge(
-    "dumas_http_requests_in_workers",
-    "HTTP requests being handled by a worker now (at most HTTP_MAX_WORKERS).",
-    ["service"],
-)
 
 
 def http_worker_limit(config) -> int:
@@ -75,8 +64,7 @@ def http_worker_limit(config) -> int:
     all of them and the event consumers and RPC (intake's `get_contact`) wait behind it. Default
     three quarters of `max_workers`; always at least 1 and at most `max_workers`."""
     max_workers = int(config.get("max_workers") or 10)
-    value = config.get(HTTP_MAX_WORKERS)
-    limit = int(value) if value not in (None, "") else (max_workers * 3) // 4
+    limit = int(_config_value(config, HTTP_MAX_WORKERS, (max_workers * 3) // 4))
     return min(max(limit, 1), max_workers)
 
 
@@ -106,8 +94,8 @@ class _EdgeWebServer(WebServer):
         super().setup()
         config = self.container.config
         self.slots = Semaphore(http_worker_limit(config))
-        self.slot_waits = HTTP_SLOT_WAITS.labels(self.container.service_name)
-        self.in_workers = HTTP_IN_WORKERS.labels(self.container.service_name)
+        self.slot_waits = metrics.HTTP_SLOT_WAITS.labels(self.container.service_name)
+        self.in_workers = metrics.HTTP_IN_WORKERS.labels(self.container.service_name)
 
     def get_wsgi_app(self):
         return _EdgeWsgiApp(self)
@@ -213,8 +201,8 @@ class Database(DependencyProvider):
                 config["AMQP_URI"],
                 self.container.service_name,
                 batch_size=int(config.get("OUTBOX_BATCH_SIZE", 200)),
-                gather_ms=float(_setting(config, "OUTBOX_RELAY_GATHER_MS",
-                                         outbox.DEFAULT_GATHER_MS)),
+                gather_ms=float(_config_value(config, "OUTBOX_RELAY_GATHER_MS",
+                                              outbox.DEFAULT_GATHER_MS)),
             )
 
     def start(self):
@@ -290,16 +278,85 @@ class LoginGuard(DependencyProvider):
 # -- reliable event consumer ------------------------------------------------------------------
 
 
+class _BufferedTcpTransport(TCPTransport):
+    """py-amqp's TCP transport, reading what the socket holds instead of exactly one frame part.
+
+    py-amqp asks the socket for exactly the bytes it parses next: a delivered message is three
+    frames (method, header, body) of three parts each (header, payload, end octet), so nine
+    `recv` calls, each a system call and a pass through eventlet's green socket. Here one
+    `recv` takes up to READ_SIZE bytes (usually the whole message, often several) and the
+    frames are cut from the buffer. The buffer is py-amqp's own `_read_buffer`, so its frame
+    reader's handling of timeouts (unread bytes put back) is unchanged.
+    """
+
+    READ_SIZE = 16384
+
+    def _read(self, n, initial=False, _errnos=(errno.EAGAIN, errno.EINTR)):
+        rbuf = self._read_buffer
+        if len(rbuf) < n:
+            recv = self._quick_recv
+            try:
+                while len(rbuf) < n:
+                    try:
+                        s = recv(max(n - len(rbuf), self.READ_SIZE))
+                    except OSError as exc:
+                        if exc.errno in _errnos:
+                            if initial and self.raise_on_initial_eintr:
+                                raise TimeoutError from exc
+                            continue
+                        raise
+                    if not s:
+                        raise OSError("Server unexpectedly closed connection")
+                    rbuf += s
+            except:  # noqa: E722 - as py-amqp: keep what was read, whatever interrupted
+                self._read_buffer = rbuf
+                raise
+        result, self._read_buffer = rbuf[:n], rbuf[n:]
+        return result
+
+
+class _BufferedAmqpConnection(pyamqp.Connection):
+    def Transport(self, host, connect_timeout, ssl=False, *args, **kwargs):  # noqa: N802
+        if ssl:
+            return super().Transport(host, connect_timeout, ssl, *args, **kwargs)
+        return _BufferedTcpTransport(host, connect_timeout, *args, **kwargs)
+
+
+class _BufferedAmqpTransport(pyamqp.Transport):
+    """kombu's py-amqp transport with `_BufferedTcpTransport` sockets (plain TCP; TLS as is)."""
+
+    Connection = _BufferedAmqpConnection
+
+
 class ReliableQueueConsumer(QueueConsumer):
     """nameko's queue consumer, plus: messages that cannot even be decoded are parked instead of
-    crashing the consumer, and an ack or requeue that meets a dropped connection does not kill
-    the container."""
+    crashing the consumer, an ack or requeue that meets a dropped connection does not kill the
+    container, the connection reads through `_BufferedTcpTransport`, and a message is handed to
+    its provider in this thread while a worker is free (docs/performance.md, session 5)."""
+
+    @property
+    def connection(self):
+        # nameko's connection parameters; each (re)connection made with the buffered transport.
+        conn = super().connection
+        conn.transport_cls = _BufferedAmqpTransport
+        return conn
 
     def get_consumers(self, consumer_cls, channel):
         consumers = super().get_consumers(consumer_cls, channel)
         for provider, consumer in self._consumers.items():
             consumer.on_decode_error = partial(provider.handle_undecodable)
         return consumers
+
+    def handle_message(self, provider, body, message):
+        # nameko hands every message to a new greenthread, which then spawns the worker, so
+        # that this consumer thread never waits for a worker slot. Our providers' handling
+        # before the worker is plain computation (the event is loaded, or the message parked as
+        # the undecodable ones always were, here), so while a slot is free it runs here: one
+        # greenthread and two switches less per message. The pool is nameko's (2.14).
+        if self.container._worker_pool.free():
+            provider.handle_message(body, message)
+        else:
+            super().handle_message(provider, body, message)
 
     # nameko ignores amqp's ConnectionError here but not a socket error from the write itself
     # (ConnectionResetError when the broker goes away mid-ack), which escaped into the worker's

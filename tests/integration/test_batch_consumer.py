@@ -11,6 +11,7 @@ import pytest
 from kombu import Connection
 from prometheus_client import REGISTRY
 from support import amqp
+from support.events import routed_event
 from support.wait import wait_for
 
 from shared import messaging
@@ -222,15 +223,7 @@ def test_a_batch_consumer_and_a_one_by_one_consumer_work_side_by_side(
         start_service, amqp_uri):
     start_service(Mixed, EVENT_BATCH_MAX_WAIT_MS=20)
     received = publish_all(amqp_uri, 3)
-    complaint_id = str(uuid.uuid4())
-    routed = build_event("complaint_routed", {
-        "complaint_id": complaint_id, "tracking_code": "DMS-TEST-CODE-0004",
-        "unit_code": "kua-merigi", "unit_name": "KUA Merigi", "unit_type": "kua",
-        "stage": "live", "rule": "kecamatan", "reason": "Uji", "category": "nikah_rujuk",
-        "channel": "web", "confidentiality": "public", "kecamatan_code": "17.08.05",
-        "routed_at": datetime.now(UTC), "due_at": datetime.now(UTC), "status": "routed",
-        "seq": 1,
-    }, correlation_id=complaint_id)
+    routed = routed_event()
     amqp.publish_event(amqp_uri, routed)
     wait_for(lambda: set(recorded) == {*received, routed["event_id"]}, message="all handled")
     assert all(len(call) >= 1 for call in calls) and sum(map(len, calls)) == 3

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 from support import amqp
+from support.events import routed_event
 from support.wait import wait_for
 
 from shared.contracts import build_event
@@ -140,3 +141,86 @@ def test_a_parked_message_can_be_inspected_and_requeued_once_the_cause_is_fixed(
     assert deadletters.requeue(amqp_uri, dead) == 1
     wait_for(lambda: CALLS.get("fixed_later") == [event["event_id"]])
     assert amqp.queue_depth(amqp_uri, dead) == 0
+
+
+GATE: dict = {}
+
+
+class BusyWorkers:
+    name = "busy_workers"
+
+    @event_consumer("intake", "complaint_received")
+    def received(self, event):
+        CALLS.setdefault("received", []).append(event.event_id)
+        GATE["open"].wait()
+
+    @event_consumer("routing", "complaint_routed")
+    def routed(self, event):
+        CALLS.setdefault("routed", []).append(event.event_id)
+
+
+def test_while_every_worker_is_busy_the_consumer_still_parks_and_a_good_event_waits_for_one(
+        start_service, amqp_uri):
+    """Messages are handed over in the consumer's own thread only while a worker is free; when
+    none is, an event waits for one in a thread of its own, so the messages behind it (here a
+    malformed one, parked) are not held up."""
+    import eventlet
+
+    GATE["open"] = eventlet.Event()
+    start_service(BusyWorkers, max_workers=2)
+    received = [received_event() for _ in range(2)]
+    for event in received:
+        amqp.publish_event(amqp_uri, event)
+    wait_for(lambda: len(CALLS.get("received", [])) == 2, message="both workers taken")
+    routed = routed_event()
+    amqp.publish_event(amqp_uri, routed)
+    amqp.publish(amqp_uri, "routing.events", "complaint_routed", b"not json")
+
+    parked = parked_messages(amqp_uri, "busy_workers.complaint_routed", 1)
+    assert parked[0][1]["x-dumas-reason"] == "undecodable"
+    assert "routed" not in CALLS, "no worker was free for it yet"
+    GATE["open"].send()
+    wait_for(lambda: CALLS.get("routed") == [routed["event_id"]],
+             message="handled once a worker was free")
+    assert sorted(CALLS["received"]) == sorted(e["event_id"] for e in received)
+    wait_for(lambda: amqp.queue_depth(amqp_uri, "busy_workers.complaint_routed") == 0)
+    wait_for(lambda: amqp.queue_depth(amqp_uri, "busy_workers.complaint_received") == 0)
+
+
+class Records:
+    name = "records"
+
+    @event_consumer("intake", "complaint_received")
+    def handle(self, event):
+        CALLS.setdefault(self.name, []).append(event.event_id)
+
+
+def test_a_consumer_whose_broker_connection_is_closed_reconnects_and_goes_on(
+        start_service, amqp_uri, vhost):
+    """The consumers read through their own buffered AMQP transport; after the broker closes
+    the connection (as on a broker restart) a new one is made with it and deliveries go on."""
+    from urllib.parse import quote
+
+    import requests
+
+    start_service(Records)
+    first = received_event()
+    amqp.publish_event(amqp_uri, first)
+    wait_for(lambda: CALLS.get("records") == [first["event_id"]], message="first handled")
+
+    connections = f"{amqp.MGMT}/api/vhosts/{quote(vhost, safe='')}/connections"
+    names: list[str] = []
+
+    def listed():  # the management API lists a new connection after its next stats tick
+        names[:] = [c["name"] for c in requests.get(connections, auth=amqp.AUTH,
+                                                     timeout=10).json()]
+        return bool(names)
+
+    wait_for(listed, timeout=30, message="the consumer's connection listed by the broker")
+    for name in names:
+        requests.delete(f"{amqp.MGMT}/api/connections/{quote(name, safe='')}",
+                        auth=amqp.AUTH, timeout=10)
+    second = received_event()
+    amqp.publish_event(amqp_uri, second)
+    wait_for(lambda: CALLS.get("records") == [first["event_id"], second["event_id"]],
+             timeout=30, message="handled after the reconnect")
