@@ -98,6 +98,9 @@ def processed_events_table(metadata: MetaData) -> Table:
         Column("consumer", String(64), primary_key=True),
         Column("event_id", String(36), primary_key=True),
         Column("processed_at", UTCDateTime, nullable=False),
+        # The retention sweep (shared/retention.py) deletes the oldest first; the primary key is
+        # in random order (event ids are UUIDs), so without it every batch would scan the table.
+        Index("ix_processed_events_processed_at", "processed_at"),
     )
 
 

@@ -64,6 +64,14 @@ OUTBOX_PUBLISH_ERRORS = Counter(
     "Failed attempts to publish outbox events (the events stay and are retried).",
     ["service"],
 )
+RETENTION_DELETED = Counter(
+    "dumas_retention_deleted_total",
+    "Rows deleted by the shared retention sweep (shared/retention.py), by service and table "
+    "(outbox: published rows past OUTBOX_RETENTION_HOURS; processed_events: idempotency records "
+    "past PROCESSED_EVENTS_RETENTION_DAYS). intake's own tables: "
+    "dumas_intake_retention_deleted_total.",
+    ["service", "table"],
+)
 HTTP_REQUESTS = Counter(
     "dumas_http_requests_total",
     "HTTP requests answered, by service, route and status code.",

@@ -7,6 +7,7 @@ This is the only module of `shared` that imports nameko; domain code never does.
 
 import errno
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 from functools import partial
@@ -25,11 +26,12 @@ from nameko.rpc import Rpc, RpcConsumer
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
 from sqlalchemy import MetaData, text
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
-from shared import messaging, metrics, outbox, throttle, web
+from shared import messaging, metrics, outbox, retention, throttle, web
 from shared.contracts import Event, MalformedEvent, load_event
 from shared.db import UnitOfWork, make_engine
 from shared.outbox import OutboxRelay
@@ -180,7 +182,9 @@ class DatabaseAccess:
 
 
 class Database(DependencyProvider):
-    """One engine per service process; runs the outbox relay when the metadata has an outbox."""
+    """One engine per service process; runs the outbox relay when the metadata has an outbox,
+    and the retention sweep (shared/retention.py) of its outbox and processed_events tables
+    every OUTBOX_RETENTION_SWEEP_SECONDS."""
 
     def __init__(self, metadata: MetaData, **engine_options):
         self.metadata = metadata
@@ -189,6 +193,9 @@ class Database(DependencyProvider):
         self.sessionmaker = None
         self.relay: OutboxRelay | None = None
         self._relay_thread = None
+        self._retention_thread = None
+        self._retention_stop = threading.Event()
+        self.retention_interval = 0.0
 
     def setup(self):
         config = self.container.config
@@ -204,22 +211,61 @@ class Database(DependencyProvider):
                 gather_ms=float(_config_value(config, "OUTBOX_RELAY_GATHER_MS",
                                               outbox.DEFAULT_GATHER_MS)),
             )
+        if self._retained_tables() != (None, None):
+            self.retention_interval = retention.sweep_interval(config)
+
+    def _retained_tables(self):
+        tables = self.metadata.tables
+        return tables.get("outbox"), tables.get("processed_events")
 
     def start(self):
         if self.relay:
             self._relay_thread = self.container.spawn_managed_thread(
                 self.relay.run, identifier="outbox_relay"
             )
+        if self.retention_interval > 0:
+            self._retention_stop.clear()
+            self._retention_thread = self.container.spawn_managed_thread(
+                self._retention_loop, identifier="retention_sweep"
+            )
+
+    def _retention_loop(self):
+        # The first sweep one interval after the start, as nameko's timers do.
+        while not self._retention_stop.wait(self.retention_interval):
+            self.sweep_retention()
+
+    def sweep_retention(self, now: datetime | None = None) -> dict[str, int] | None:
+        """One retention sweep; never raises (an exception would end the managed thread and
+        with it the container). None when refused or skipped."""
+        try:
+            windows = retention.windows_from(self.container.config)
+        except retention.RetentionConfigError as exc:
+            log.error("retention sweep refused, nothing deleted: %s", exc)
+            return None
+        try:
+            return retention.sweep(
+                lambda: UnitOfWork(self.sessionmaker, None, None), *self._retained_tables(),
+                windows, self.container.service_name, now=now,
+                keep_going=lambda: not self._retention_stop.is_set())
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("retention sweep skipped, database unavailable: %s", exc)
+        except Exception:
+            log.exception("retention sweep failed; the next one tries again")
+        return None
 
     def stop(self):
+        self._retention_stop.set()
         if self.relay:
             self.relay.stop()
             if self._relay_thread is not None:
                 self._relay_thread.wait()
+        if self._retention_thread is not None:
+            self._retention_thread.wait()  # ends after its current batch
         if self.engine is not None:
             self.engine.dispose()
 
     def kill(self):
+        self._retention_stop.set()
         if self.relay:
             self.relay.stop()
 

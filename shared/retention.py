@@ -1,0 +1,202 @@
+"""Retention of the shared machinery's bookkeeping: published outbox rows and processed_events.
+
+Every service with an outbox marks a row ``published_at`` once the broker confirmed it, and
+every consumer records each handled event id in ``processed_events``; kept forever both grow
+without bound (disk, and indexes that every insert maintains). The sweep deletes what is past its
+window in small batches, each its own short transaction, like intake's own sweep
+(services/intake/retention.py, docs/operations.md "Retention"):
+
+- ``outbox``: rows published more than ``OUTBOX_RETENTION_HOURS`` ago (default 168, 7 days).
+  An unpublished row is never deleted, however old (``published_at < cutoff`` is never true for
+  NULL). The outbox has no index on ``published_at``; instead the sweep walks the primary key
+  from the lowest id, one page of ``batch_size`` rows per batch (published rows are the oldest
+  ids), and stops at the first page that reaches rows *created* after the cutoff: such a row and
+  every later one cannot have been published before it. Each batch reads one page through the
+  primary key, never the whole table, and no index is added to the hot insert/publish path. A
+  row inside the page that is not deletable (unpublished, or published late) is passed over;
+  a long run of old unpublished rows (a broker outage) uses up the per-sweep cap, so published
+  rows behind it wait until the relay has caught up.
+- ``processed_events``: rows older than ``PROCESSED_EVENTS_RETENTION_DAYS`` (default 30) by
+  ``processed_at``, oldest first, through the ``ix_processed_events_processed_at`` index (its
+  primary key, ``(consumer, event_id)``, is in random order). The window must outlive any
+  redelivery: a message parked in a dead-letter queue can be requeued by an operator days later,
+  and once its record is gone it would be handled again. Less than 8 days is refused.
+
+PostgreSQL: each batch locks its rows with ``FOR UPDATE SKIP LOCKED`` before deleting them, so
+replicas sweeping at once take different rows and wait on nobody. SQLite: each batch is one
+``DELETE`` (one writer at a time; a read then a write in one transaction can fail on a stale WAL
+snapshot). At most ``max_batches`` batches per table and sweep; the rest goes with the next one.
+
+No nameko here: shared/nameko_ext.py's ``Database`` provider runs :func:`sweep` on a timer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Table, delete, select, tuple_
+
+from shared import metrics
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = "OUTBOX_RETENTION_SWEEP_SECONDS"
+DEFAULT_SWEEP_SECONDS = 3600.0
+REDELIVERY_HORIZON_DAYS = 8  # as intake's AMQP idempotency records (dead letters requeued later)
+
+
+class RetentionConfigError(ValueError):
+    """A retention setting that is not a number or is below its safe minimum."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: float
+    unit: timedelta
+    minimum: float
+
+
+SETTINGS = {
+    "outbox": Setting("OUTBOX_RETENTION_HOURS", 168, timedelta(hours=1), 1),
+    "processed_events": Setting("PROCESSED_EVENTS_RETENTION_DAYS", 30, timedelta(days=1),
+                                REDELIVERY_HORIZON_DAYS),
+    "batch_size": Setting("RETENTION_BATCH_SIZE", 500, timedelta(0), 1),
+}
+
+
+@dataclass(frozen=True)
+class Windows:
+    """How long each table's rows are kept, and how much one sweep deletes at a time."""
+
+    outbox: timedelta = timedelta(hours=168)
+    processed_events: timedelta = timedelta(days=30)
+    batch_size: int = 500
+    max_batches: int = 200  # per table and sweep; the rest waits for the next sweep
+
+
+def windows_from(settings: Mapping) -> Windows:
+    """Windows from the service config (absent or empty: the default). Raises
+    RetentionConfigError for a value that is not a number or is too small or too large."""
+    values = {}
+    for field, setting in SETTINGS.items():
+        raw = settings.get(setting.name)
+        try:
+            number = setting.default if raw in (None, "") else float(raw)
+        except (TypeError, ValueError):
+            raise RetentionConfigError(f"{setting.name} must be a number, got {raw!r}") from None
+        if not number >= setting.minimum:  # also refuses NaN
+            raise RetentionConfigError(
+                f"{setting.name}={raw} is below the safe minimum {setting.minimum:g}"
+                + (" (a parked message can be requeued from its dead-letter queue days later)"
+                   if field == "processed_events" else ""))
+        if number > setting.minimum * 100_000:  # also refuses infinity; "keep forever" is not
+            raise RetentionConfigError(f"{setting.name}={raw} is implausibly large")
+        values[field] = int(number) if field == "batch_size" else number * setting.unit
+    return Windows(**values)
+
+
+def sweep_interval(settings: Mapping) -> float:
+    """Seconds between sweeps (``OUTBOX_RETENTION_SWEEP_SECONDS``); 0 or less: no sweep."""
+    raw = settings.get(SWEEP_SECONDS)
+    return DEFAULT_SWEEP_SECONDS if raw in (None, "") else float(raw)
+
+
+def _pause() -> None:
+    time.sleep(0)  # under eventlet: let other greenthreads run between batches
+
+
+def sweep(uow_factory, outbox: Table | None, processed: Table | None, windows: Windows,
+          service: str, now: datetime | None = None, pause: Callable[[], None] = _pause,
+          keep_going: Callable[[], bool] = lambda: True) -> dict[str, int]:
+    """Delete what is past its window in the tables given (None: the service has none); one
+    log line per sweep. Returns {table: rows deleted}. ``keep_going`` is asked before every
+    batch (False: the service is stopping, the rest waits for the next sweep)."""
+    now = now or datetime.now(UTC)
+    deleted = {}
+    if outbox is not None:
+        deleted["outbox"] = _sweep_outbox(uow_factory, outbox, now - windows.outbox, windows,
+                                          pause, keep_going)
+    if processed is not None:
+        deleted["processed_events"] = _sweep_processed(
+            uow_factory, processed, now - windows.processed_events, windows, pause, keep_going)
+    for table, n in deleted.items():
+        metrics.RETENTION_DELETED.labels(service, table).inc(n)
+    log.info("retention sweep: %s", ", ".join(f"{t}={n}" for t, n in deleted.items()),
+             extra={f"deleted_{t}": n for t, n in deleted.items()})
+    return deleted
+
+
+def _sweep_outbox(uow_factory, t: Table, cutoff: datetime, windows: Windows, pause,
+                  keep_going) -> int:
+    deleted, after = 0, None
+    deletable = t.c.published_at < cutoff  # NULL (unpublished) is never < cutoff
+    for _ in range(windows.max_batches):
+        if not keep_going():
+            break
+        with uow_factory() as uow:
+            session = uow.session
+            page = select(t.c.id, t.c.created_at, t.c.published_at).order_by(t.c.id)
+            if after is not None:
+                page = page.where(t.c.id > after)
+            rows = session.execute(page.limit(windows.batch_size)).all()
+            if not rows:
+                break
+            picked = [r.id for r in rows if r.published_at is not None and r.published_at < cutoff]
+            n = 0
+            if picked:
+                if session.get_bind().dialect.name == "postgresql":
+                    # The condition again, under the lock: skip rows another replica holds.
+                    locked = session.execute(
+                        select(t.c.id).where(t.c.id.in_(picked), deletable)
+                        .with_for_update(skip_locked=True)).scalars().all()
+                    if locked:
+                        n = session.execute(delete(t).where(t.c.id.in_(locked))).rowcount
+                else:
+                    n = session.execute(delete(t).where(t.c.id.in_(picked), deletable)).rowcount
+                uow.commit()
+        deleted += n
+        after = rows[-1].id
+        # Past the cutoff by creation time: no later row can have been published before it.
+        if len(rows) < windows.batch_size or any(r.created_at >= cutoff for r in rows):
+            break
+        pause()
+    return deleted
+
+
+def _sweep_processed(uow_factory, t: Table, cutoff: datetime, windows: Windows, pause,
+                     keep_going) -> int:
+    deleted = 0
+    key = tuple_(t.c.consumer, t.c.event_id)
+    old = t.c.processed_at < cutoff
+    batch = (select(t.c.consumer, t.c.event_id).where(old).order_by(t.c.processed_at)
+             .limit(windows.batch_size))
+    for _ in range(windows.max_batches):
+        if not keep_going():
+            break
+        with uow_factory() as uow:
+            session = uow.session
+            if session.get_bind().dialect.name == "postgresql":
+                # Keys read under lock, then deleted: a `key IN (SELECT ... LIMIT n)` subquery
+                # is not reliably evaluated once by PostgreSQL (intake's sweep saw it).
+                found = session.execute(
+                    batch.with_for_update(skip_locked=True)).all()
+                if not found:
+                    break
+                n = session.execute(
+                    delete(t).where(key.in_([tuple(r) for r in found]))).rowcount
+            else:
+                n = session.execute(delete(t).where(key.in_(batch), old)).rowcount
+            uow.commit()
+        deleted += n
+        if n < windows.batch_size:
+            break
+        pause()
+    return deleted
+
+
+__all__ = ["RetentionConfigError", "Windows", "sweep", "sweep_interval", "windows_from"]
