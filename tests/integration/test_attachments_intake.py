@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 from PIL import Image
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 from support import amqp
+from support.databases import rows
 from support.evidence_files import (
     ELF_EXECUTABLE,
     GPS_IFD,
@@ -41,14 +42,6 @@ DESCRIPTION = "Atap ruang kelas MIN 1 Kepahiang bocor sejak sebulan, murid belaj
 @pytest.fixture
 def intake(start_service):
     return start_service(IntakeService, **intake_config())
-
-
-def rows(url, statement):
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        found = conn.execute(statement).all()
-    engine.dispose()
-    return found
 
 
 def count(url, table):

@@ -7,8 +7,9 @@ import io
 
 import pytest
 from PIL import Image
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from support import amqp
+from support.databases import rows
 from support.evidence_files import GPS_IFD, jpeg_with_gps, ogg_opus_voice_note
 from support.intake_channels import intake_config, signed, whatsapp_text
 from support.wait import wait_for
@@ -46,14 +47,6 @@ def webhook(*messages, sender=SENDER) -> dict:
 def post_whatsapp(intake, payload):
     raw, headers = signed(payload)
     return intake.post("/webhooks/whatsapp", data=raw, headers=headers)
-
-
-def rows(url, statement):
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        found = conn.execute(statement).all()
-    engine.dispose()
-    return found
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from openapi_spec_validator import validate as validate_openapi
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 from support import amqp
+from support.databases import rows
 from support.intake_channels import (
     API_KEY,
     SITE_KEY,
@@ -42,14 +43,6 @@ def body(**overrides):
 @pytest.fixture
 def intake(start_service):
     return start_service(IntakeService, **intake_config())
-
-
-def rows(url, statement):
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        found = conn.execute(statement).all()
-    engine.dispose()
-    return found
 
 
 def count(url, table=complaints):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import sessionmaker
+from support.databases import rows
 from support.intake_channels import intake_config, signed, whatsapp_text
 from support.wait import wait_for
 
@@ -45,14 +46,6 @@ def execute(url, *statements):
         for statement in statements:
             conn.execute(statement)
     engine.dispose()
-
-
-def rows(url, statement):
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        found = conn.execute(statement).all()
-    engine.dispose()
-    return found
 
 
 def keys(url):

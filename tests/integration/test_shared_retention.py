@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.orm import sessionmaker
+from support.databases import rows
 from support.wait import wait_for
 
 from services.cli import SERVICES_DIR
@@ -39,14 +40,6 @@ def execute(url, *statements):
         for statement in statements:
             conn.execute(statement)
     engine.dispose()
-
-
-def rows(url, statement):
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        found = conn.execute(statement).all()
-    engine.dispose()
-    return found
 
 
 def outbox_row(name, created_ago, published_ago=None, now=NOW):

@@ -57,3 +57,12 @@ def drop_all(names_or_urls) -> None:
             name = item.rsplit("/", 1)[-1]
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
+
+
+def rows(url: str, statement) -> list:
+    """The rows `statement` selects in the database at `url` (a short-lived engine)."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        found = conn.execute(statement).all()
+    engine.dispose()
+    return found
