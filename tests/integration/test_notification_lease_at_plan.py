@@ -96,12 +96,24 @@ def test_slots_are_given_back_when_the_plan_cannot_commit(db, settings, monkeypa
     def broken_commit(self):
         raise RuntimeError("database went away")
 
+    def broken_commit_statement(_conn, _cursor, statement, *_):
+        # On PostgreSQL the plan's own query string commits (see handlers._plan_pg).
+        if statement == "COMMIT":
+            raise RuntimeError("database went away")
+
     monkeypatch.setattr(UnitOfWork, "commit", broken_commit)
-    with pytest.raises(RuntimeError):
-        handlers.plan(uow, event, settings, slots=slots)
+    event_api.listen(engine, "before_cursor_execute", broken_commit_statement)
+    try:
+        with pytest.raises(RuntimeError):
+            handlers.plan(uow, event, settings, slots=slots)
+    finally:
+        event_api.remove(engine, "before_cursor_execute", broken_commit_statement)
 
     assert slots.free == 10
     assert rows(engine, event.data["complaint_id"]) == {}
+    # Rolled back, the claim too: the event is planned when it comes again.
+    monkeypatch.undo()
+    assert len(handlers.plan(uow, event, settings, slots=slots).leased) == 2
 
 
 def test_a_lease_taken_at_planning_by_a_worker_that_died_expires_and_the_sweep_sends_it(
