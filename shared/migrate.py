@@ -36,3 +36,13 @@ def run_migrations(context, metadata: MetaData) -> None:
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
+
+
+def create_index_online(op, name: str, table: str, columns: list[str]) -> None:
+    """`op.create_index` inside a migration; on PostgreSQL CONCURRENTLY (outside the migration's
+    transaction), so a large table keeps taking writes while the index builds."""
+    if op.get_bind().dialect.name == "postgresql":
+        with op.get_context().autocommit_block():
+            op.create_index(name, table, columns, postgresql_concurrently=True)
+    else:
+        op.create_index(name, table, columns)

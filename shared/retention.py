@@ -79,25 +79,35 @@ class Windows:
     max_batches: int = 200  # per table and sweep; the rest waits for the next sweep
 
 
+def setting_value(settings: Mapping, setting: Setting, hint: str = "",
+                  largest: float = 10_000):
+    """`setting`'s value in `settings` (absent or empty: its default) in its unit: a timedelta,
+    or an int when the unit is zero (a count). Raises RetentionConfigError for a value that is
+    not a number, is below the setting's minimum (`hint` says why that minimum) or above
+    `largest` times it ("keep forever" is not a retention)."""
+    raw = settings.get(setting.name)
+    try:
+        number = setting.default if raw in (None, "") else float(raw)
+    except (TypeError, ValueError):
+        raise RetentionConfigError(f"{setting.name} must be a number, got {raw!r}") from None
+    if not number >= setting.minimum:  # also refuses NaN
+        raise RetentionConfigError(
+            f"{setting.name}={raw} is below the safe minimum {setting.minimum:g}"
+            + (f" ({hint})" if hint else ""))
+    if number > setting.minimum * largest:  # also refuses infinity
+        raise RetentionConfigError(f"{setting.name}={raw} is implausibly large")
+    return int(number) if not setting.unit else number * setting.unit
+
+
 def windows_from(settings: Mapping) -> Windows:
     """Windows from the service config (absent or empty: the default). Raises
     RetentionConfigError for a value that is not a number or is too small or too large."""
-    values = {}
-    for field, setting in SETTINGS.items():
-        raw = settings.get(setting.name)
-        try:
-            number = setting.default if raw in (None, "") else float(raw)
-        except (TypeError, ValueError):
-            raise RetentionConfigError(f"{setting.name} must be a number, got {raw!r}") from None
-        if not number >= setting.minimum:  # also refuses NaN
-            raise RetentionConfigError(
-                f"{setting.name}={raw} is below the safe minimum {setting.minimum:g}"
-                + (" (a parked message can be requeued from its dead-letter queue days later)"
-                   if field == "processed_events" else ""))
-        if number > setting.minimum * 100_000:  # also refuses infinity; "keep forever" is not
-            raise RetentionConfigError(f"{setting.name}={raw} is implausibly large")
-        values[field] = int(number) if field == "batch_size" else number * setting.unit
-    return Windows(**values)
+    return Windows(**{
+        field: setting_value(
+            settings, setting,
+            "a parked message can be requeued from its dead-letter queue days later"
+            if field == "processed_events" else "", largest=100_000)
+        for field, setting in SETTINGS.items()})
 
 
 def sweep_interval(settings: Mapping) -> float:

@@ -13,7 +13,9 @@ from sqlalchemy.orm import sessionmaker  # noqa: E402
 from support import amqp, databases  # noqa: E402
 from support.net import free_port  # noqa: E402
 
+from services.cli import SERVICES_DIR  # noqa: E402
 from shared.db import make_engine, outbox_table  # noqa: E402
+from shared.migrate import upgrade  # noqa: E402
 
 
 @pytest.fixture
@@ -49,6 +51,16 @@ def pg_urls(pg_templates):
         yield urls
     finally:
         databases.drop_all(urls.values())
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def intake_db_url(request, tmp_path):
+    """A migrated intake database: a clone of the PostgreSQL template, or a fresh SQLite file."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_urls")["intake"]
+    url = f"sqlite:///{tmp_path}/intake.sqlite3"
+    upgrade(SERVICES_DIR / "intake" / "migrations", url)
+    return url
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ from sqlalchemy.pool import NullPool
 from services.intake.db import complaints, idempotency, media_downloads
 from services.intake.handlers import CLOSED
 from shared.db import UnitOfWork, make_engine
+from shared.retention import RetentionConfigError, Setting, setting_value
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +59,6 @@ DELETED = Counter(
 )
 
 META_RETRY_HORIZON = timedelta(days=7)  # Meta retries an unacknowledged webhook up to 7 days
-
-
-class RetentionConfigError(ValueError):
-    """A retention setting that is not a number or is below its safe minimum."""
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: float
-    unit: timedelta
-    minimum: float
 
 
 SETTINGS = {
@@ -97,22 +86,11 @@ class Windows:
 def windows_from(settings: Mapping) -> Windows:
     """Windows from the service config or the environment (same names; absent or empty: the
     default). Raises RetentionConfigError for a value that is not a number or too small."""
-    values = {}
-    for field, setting in {**SETTINGS, "batch_size": BATCH_SIZE}.items():
-        raw = settings.get(setting.name)
-        try:
-            number = setting.default if raw in (None, "") else float(raw)
-        except (TypeError, ValueError):
-            raise RetentionConfigError(f"{setting.name} must be a number, got {raw!r}") from None
-        if not number >= setting.minimum:  # also refuses NaN
-            raise RetentionConfigError(
-                f"{setting.name}={raw} is below the safe minimum {setting.minimum:g}"
-                + (" (WhatsApp/Meta retries webhooks for up to 7 days)"
-                   if field == "whatsapp" else ""))
-        if number > setting.minimum * 10_000:  # also refuses infinity; "keep forever" is not
-            raise RetentionConfigError(f"{setting.name}={raw} is implausibly large")
-        values[field] = int(number) if field == "batch_size" else number * setting.unit
-    return Windows(**values)
+    return Windows(**{
+        field: setting_value(
+            settings, setting,
+            "WhatsApp/Meta retries webhooks for up to 7 days" if field == "whatsapp" else "")
+        for field, setting in {**SETTINGS, "batch_size": BATCH_SIZE}.items()})
 
 
 @dataclass(frozen=True)

@@ -14,38 +14,25 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import sessionmaker
-from support.databases import rows
+from support.databases import execute, rows
 from support.intake_channels import intake_config, signed, whatsapp_text
 from support.wait import wait_for
 
-from services.cli import SERVICES_DIR
 from services.cli import main as dumas
 from services.intake import retention
 from services.intake.db import complaints, idempotency, media_downloads
 from services.intake.service import IntakeService
 from shared.db import UnitOfWork, make_engine
-from shared.migrate import upgrade
 
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def db_url(request, tmp_path):
-    """A migrated intake database: a clone of the PostgreSQL template, or a fresh SQLite file."""
-    if request.param == "postgresql":
-        return request.getfixturevalue("pg_urls")["intake"]
-    url = f"sqlite:///{tmp_path}/intake.sqlite3"
-    upgrade(SERVICES_DIR / "intake" / "migrations", url)
-    return url
+@pytest.fixture
+def db_url(intake_db_url):
+    return intake_db_url
 
 
-def execute(url, *statements):
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.execute(statement)
-    engine.dispose()
 
 
 def keys(url):

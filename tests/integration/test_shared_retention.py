@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.orm import sessionmaker
-from support.databases import rows
+from support.databases import execute, rows
 from support.wait import wait_for
 
 from services.cli import SERVICES_DIR
@@ -24,22 +24,11 @@ NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 H, D = timedelta(hours=1), timedelta(days=1)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def db_url(request, tmp_path):
-    """A migrated intake database (it has both tables): PostgreSQL clone or SQLite file."""
-    if request.param == "postgresql":
-        return request.getfixturevalue("pg_urls")["intake"]
-    url = f"sqlite:///{tmp_path}/intake.sqlite3"
-    upgrade(SERVICES_DIR / "intake" / "migrations", url)
-    return url
+@pytest.fixture
+def db_url(intake_db_url):
+    return intake_db_url
 
 
-def execute(url, *statements):
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.execute(statement)
-    engine.dispose()
 
 
 def outbox_row(name, created_ago, published_ago=None, now=NOW):

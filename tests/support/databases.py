@@ -66,3 +66,12 @@ def rows(url: str, statement) -> list:
         found = conn.execute(statement).all()
     engine.dispose()
     return found
+
+
+def execute(url: str, *statements) -> None:
+    """Run `statements` in one transaction in the database at `url` (a short-lived engine)."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(statement)
+    engine.dispose()

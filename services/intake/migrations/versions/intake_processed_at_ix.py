@@ -7,6 +7,8 @@ Create Date: 2026-11-28 12:15:00
 
 from alembic import op
 
+from shared.migrate import create_index_online
+
 revision = 'intake_processed_at_ix'
 down_revision = 'intake_routed_seq'
 branch_labels = None
@@ -14,14 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # CONCURRENTLY on PostgreSQL: a large processed_events keeps taking inserts while it builds.
-    if op.get_bind().dialect.name == "postgresql":
-        with op.get_context().autocommit_block():
-            op.create_index('ix_processed_events_processed_at', 'processed_events',
-                            ['processed_at'], unique=False, postgresql_concurrently=True)
-    else:
-        op.create_index('ix_processed_events_processed_at', 'processed_events',
-                        ['processed_at'], unique=False)
+    create_index_online(op, 'ix_processed_events_processed_at', 'processed_events',
+                        ['processed_at'])
 
 
 def downgrade() -> None:
