@@ -1,11 +1,13 @@
 """Database plumbing shared by every service: engines, the outbox and processed-event tables,
-and the unit of work that commits a state change together with the events it causes."""
+and the unit of work that commits a state change together with the events it causes (with
+`autocommit`, a transaction of one statement in one round trip on PostgreSQL)."""
 
 import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Engine,
     Index,
@@ -211,8 +214,92 @@ def _outbox_row(envelope: dict) -> dict:
     }
 
 
+# libpq's transaction status of a connection (psycopg2.extensions.TRANSACTION_STATUS_*), read
+# locally: what the server said in its last ReadyForQuery.
+_PG_IDLE, _PG_INTRANS, _PG_INERROR = 0, 2, 3
+
+
+@contextmanager
+def autocommit(session: Session) -> Iterator[Connection]:
+    """The session's Core connection, for a transaction that is ONE statement (or one query
+    string of several statements) sent in ONE round trip on PostgreSQL.
+
+    psycopg2 sends `BEGIN` as a round trip of its own before a transaction's first statement,
+    and `COMMIT` or `ROLLBACK` as another: a transaction of one statement costs three round
+    trips (each a network wait, which under eventlet's psycopg2 wait callback is a switch
+    through the hub and an epoll registration, and a protocol exchange for the server). Inside
+    this block the connection is in psycopg2's autocommit mode instead: a statement, or a query
+    string of several (PostgreSQL runs those as one implicit transaction: all of them commit or
+    none does), commits on its own when it succeeds and leaves nothing behind when it fails.
+    So the block must hold the WHOLE transaction: each execute in it is a transaction of its
+    own, and what runs on the session after the block is a new one. (A transaction of several
+    round trips can still use it by sending `BEGIN` and `COMMIT` in its own query strings, as
+    notification's plan does; then the server's transaction is one psycopg2 does not know
+    about, which is what the safety rules below are for.)
+
+    - The flag is set on the DB-API connection directly, and only before any statement of the
+      session's transaction (RuntimeError otherwise: that transaction would be committed or
+      lost piecemeal). SQLAlchemy's AUTOCOMMIT isolation level would cost a `SET
+      default_transaction_isolation` round trip when the connection goes back to the pool.
+    - The flag is restored when the block ends, however it ends. psycopg2 then knows of no
+      open transaction, so the session's commit or rollback sends nothing.
+    - If the block ends with a transaction still open on the server (an error after an explicit
+      `BEGIN`), it is rolled back with an explicit `ROLLBACK`; if that fails, or the
+      connection's state is unknown (interrupted mid-statement), the connection is invalidated:
+      the pool never hands out a connection inside a transaction. A failed single statement
+      needs neither (its implicit transaction ended with it). A block that ends normally with a
+      transaction open is rolled back the same way and raises RuntimeError.
+
+    Elsewhere (SQLite, another driver) the block is the session's ordinary transaction. Either
+    way the caller ends with `UnitOfWork.commit()` (or the session's commit) as usual: on
+    PostgreSQL it sends nothing then, and still wakes the outbox relay for staged events.
+    """
+    conn = session.connection()
+    if conn.dialect.driver != "psycopg2":
+        yield conn
+        return
+    raw = conn.connection.dbapi_connection
+    if raw.info.transaction_status != _PG_IDLE:
+        raise RuntimeError("autocommit: the session's transaction has run statements already")
+    raw.autocommit = True
+    try:
+        yield conn
+    except BaseException:
+        _end_open_transaction(conn, raw)
+        raise
+    else:
+        if not raw.closed and raw.info.transaction_status != _PG_IDLE:
+            _end_open_transaction(conn, raw)
+            raise RuntimeError("autocommit: the block left a transaction open (rolled back)")
+    finally:
+        if not raw.closed:
+            raw.autocommit = False
+
+
+def _end_open_transaction(conn: Connection, raw) -> None:
+    """After a failure in an `autocommit` block: roll back a transaction the server still has
+    open (psycopg2 does not know of it); invalidate the connection if that is not possible."""
+    if raw.closed:
+        return  # a disconnect: SQLAlchemy invalidates the connection itself
+    status = raw.info.transaction_status
+    if status == _PG_IDLE:
+        return
+    if status in (_PG_INTRANS, _PG_INERROR):
+        try:
+            conn.exec_driver_sql("ROLLBACK")
+            return
+        except Exception:
+            log.debug("rollback after a failed autocommit block failed", exc_info=True)
+    # A statement still running (interrupted), an unknown state, or a failed rollback: the
+    # transaction may still be open on the server and the pool must not hand it out again.
+    conn.invalidate()
+
+
 class UnitOfWork:
     """One transaction: state changes, processed-event marks and outbox rows commit together.
+
+    A transaction that is a single statement (or one query string) runs in `autocommit()`:
+    one round trip on PostgreSQL instead of three; then `commit()` as usual.
 
     Never yield to other greenthreads (RPC, HTTP, dispatch) while a UnitOfWork is open on SQLite:
     commit first, then do the I/O (see NAMEKO-NOTES trap 7).
@@ -270,6 +357,21 @@ class UnitOfWork:
                                  rows if len(rows) > 1 else rows[0])
             self._staged += len(rows)
 
+    def autocommit(self):
+        """Context manager: the session's connection for a transaction that is ONE statement
+        (or one query string), in one round trip on PostgreSQL: `shared.db.autocommit`, whose
+        rules apply. Use it before any other statement of this unit of work, put the whole
+        transaction in it, then call `commit()` (on PostgreSQL it sends nothing; it wakes the
+        outbox relay for rows staged with `outbox_row`). On SQLite the block is the ordinary
+        transaction and `commit()` commits it.
+
+            with uow_factory() as uow:
+                with uow.autocommit() as conn:
+                    conn.exec_driver_sql(sql, params)
+                uow.commit()
+        """
+        return autocommit(self.session)
+
     def commit(self) -> None:
         self.session.commit()
         if self._staged and self._on_events_committed:
@@ -282,6 +384,7 @@ __all__ = [
     "BigId",
     "UTCDateTime",
     "UnitOfWork",
+    "autocommit",
     "make_engine",
     "outbox_table",
     "processed_events_table",

@@ -5,6 +5,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,7 +36,7 @@ from services.intake.domain.sealing import PersonalDataBox
 from services.intake.domain.tracking import new_tracking_code, normalize_tracking_code
 from services.intake.domain.validation import contact_channels
 from shared.contracts import Event, build_event
-from shared.db import UnitOfWork, dialect_insert
+from shared.db import UnitOfWork, autocommit, dialect_insert
 
 CONSUMER = "intake"
 CLOSED = ("resolved", "closed")
@@ -257,7 +258,14 @@ def submit_complaint(
                     # The duplicate check rides with the inserts: they apply only if this
                     # contact has no open complaint in the window (nearly always). Otherwise
                     # nothing was written; the candidates are read and compared as on SQLite.
-                    if not _insert_in_one_round_trip(connection, rows, contact_key and since):
+                    # Without attachments or `on_stored` writes, that one statement is the
+                    # whole transaction: sent in UnitOfWork.autocommit, no BEGIN and COMMIT
+                    # round trips of their own.
+                    alone = not attachments and on_stored is None
+                    with (uow.autocommit() if alone else nullcontext(connection)) as statement:
+                        inserted = _insert_in_one_round_trip(statement, rows,
+                                                             contact_key and since)
+                    if not inserted:  # nothing written: the rest is an ordinary transaction
                         earlier = _find_duplicate(uow, contact_key, clean["description"], now)
                         if earlier is not None:
                             return _link_duplicate(uow, earlier, clean, idempotent, now,
@@ -388,13 +396,17 @@ _INSERTS = {complaints: _INSERT_COMPLAINT, complainants: _INSERT_COMPLAINANT,
 # 5): one statement, `WITH c AS (INSERT INTO complaints ... SELECT ... WHERE NOT EXISTS (an open
 # complaint of this contact in the window) RETURNING 1)`, every other row selected FROM c, so
 # nothing is written when the contact has one (the candidates are then read and compared as on
-# SQLite). Without the check (anonymous, or after it), one multi-statement execute. Either way
-# in the unit of work's transaction; any error (a tracking-code collision) fails the execute
-# and rolls the attempt back as before. The idempotency insert comes last: the execute's
-# rowcount is its own, 0 when another request with the same key got there first (or, guarded,
-# when nothing was inserted: one more SELECT tells which). Values are bound by psycopg2; every
-# value is a plain str/int/bool/None or an aware datetime (what UTCDateTime would send:
-# psycopg2 sends its UTC offset and the column is timestamptz).
+# SQLite). Without the check (anonymous, or after it), one multi-statement execute, which
+# PostgreSQL runs as one implicit transaction. When that execute is the whole transaction (no
+# attachments, no `on_stored` writes: nearly always) it runs in UnitOfWork.autocommit, so it
+# is the transaction's only round trip (session 6: no BEGIN and COMMIT of their own);
+# otherwise in the unit of work's transaction. Either way any error (a tracking-code
+# collision) fails the execute and leaves nothing of the attempt. The idempotency insert comes
+# last, a plain INSERT: a key another request took first fails the execute (unique violation
+# on `idempotency`: IdempotencyRace), so nothing of the attempt is committed, in autocommit
+# mode too; the execute's rowcount is the last part's, 0 only when the guard held. Values are
+# bound by psycopg2; every value is a plain str/int/bool/None or an aware datetime (what
+# UTCDateTime would send: psycopg2 sends its UTC offset and the column is timestamptz).
 #
 # The SQL is derived from the table and the keys of the values, as `table.insert()` does it:
 # the columns given, plus every column with a Python-side default (its value is sent), the
@@ -430,8 +442,7 @@ def _pg_insert(table, columns: tuple[str, ...], tail: str | None = None) -> str:
     names = ", ".join(f'"{c}"' for c in columns)
     values = ", ".join(f"%({table.name}_{c})s" for c in columns)
     source = f"VALUES ({values})" if tail is None else f"SELECT {values} {tail}"
-    suffix = " ON CONFLICT DO NOTHING" if table is idempotency else ""
-    return f'INSERT INTO "{table.name}" ({names}) {source}{suffix}'
+    return f'INSERT INTO "{table.name}" ({names}) {source}'
 
 
 _PG_SUBMIT: dict = {}
@@ -469,7 +480,8 @@ def _pg_submit(shape: tuple, guarded: bool) -> tuple[str, list[dict]]:
 def _insert_in_one_round_trip(connection, rows: list[tuple], since: datetime | None) -> bool:
     """Insert `rows` ((table, values) ..., the complaint first) in one round trip. With `since`,
     only if the complaint's contact has no open complaint since then: False when it has (and
-    nothing was written). Raises IdempotencyRace when the idempotency record (last) was taken."""
+    nothing was written). Raises IdempotencyRace when the idempotency record (last) was taken:
+    the execute failed, nothing of it was written."""
     sql, defaults = _pg_submit(tuple((t, frozenset(v)) for t, v in rows), since is not None)
     params = {}
     for (table, values), missing in zip(rows, defaults, strict=True):
@@ -478,15 +490,13 @@ def _insert_in_one_round_trip(connection, rows: list[tuple], since: datetime | N
         params.update({f"{name}_{k}": v for k, v in values.items()})
     if since is not None:
         params.update(guard_contact_key=params["complaints_contact_key"], guard_since=since)
-    if connection.exec_driver_sql(sql, params).rowcount == 1:
-        return True
-    if rows[-1][0] is not idempotency:
-        return False  # nothing was inserted: the guard held
-    if since is not None and not connection.exec_driver_sql(
-            "SELECT 1 FROM complaints WHERE id = %(id)s", {"id": params["complaints_id"]}
-    ).first():
-        return False
-    raise IdempotencyRace(f"{params['idempotency_scope']}/{params['idempotency_key']}")
+    try:
+        return connection.exec_driver_sql(sql, params).rowcount == 1  # 0: the guard held
+    except IntegrityError as exc:
+        if getattr(getattr(exc.orig, "diag", None), "table_name", None) == idempotency.name:
+            raise IdempotencyRace(
+                f"{params['idempotency_scope']}/{params['idempotency_key']}") from None
+        raise
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -562,14 +572,19 @@ CONTACTS_MAX = 500
 def contacts_for(session, complaint_ids: list[str], box: PersonalDataBox
                  ) -> dict[str, dict | None]:
     """`contact_for` of several complaints in one statement: complaint id -> contact or None
-    (anonymous, no contact, or unknown), for every id asked."""
+    (anonymous, no contact, or unknown), for every id asked.
+
+    The SELECT is the whole transaction: on PostgreSQL it runs in `shared.db.autocommit`, one
+    round trip instead of three (psycopg2's BEGIN, the SELECT, the session's ROLLBACK), so
+    `session` must not have run a statement yet (as the RPC's fresh session has not)."""
     ids = [str(c) for c in dict.fromkeys(complaint_ids)]
     if len(ids) > CONTACTS_MAX:
         raise ValueError(f"at most {CONTACTS_MAX} complaints per call")
     found = {}
     if ids:
-        for row in session.execute(_CONTACTS, {"complaint_ids": ids}):
-            found[str(row.complaint_id)] = _contact_of(row, box)
+        with autocommit(session) as conn:
+            for row in conn.execute(_CONTACTS, {"complaint_ids": ids}):
+                found[str(row.complaint_id)] = _contact_of(row, box)
     return {complaint_id: found.get(complaint_id) for complaint_id in ids}
 
 

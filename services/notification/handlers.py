@@ -12,7 +12,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -131,7 +130,7 @@ def plan_batch(uow_factory, events: list[Event], settings: Settings, *,
     with uow_factory() as uow:
         s = uow.session
         if s.get_bind().dialect.name == "postgresql":
-            _plan_pg(s, events, settings, slots, now, leased, pending)
+            _plan_pg(uow, events, settings, slots, now, leased, pending)
             uow.commit()  # (committed already: the query strings' own COMMIT)
             return Planned(leased, pending)
         fresh = _claim(uow, events, now)
@@ -177,11 +176,12 @@ def _plan_rows(fresh: list[Event], stored: dict, settings, now
 
 
 # PostgreSQL: the plan in THREE round trips instead of six (psycopg2's BEGIN, claim, views,
-# view write, deliveries, COMMIT). The connection is in autocommit mode and the query strings
-# open and close the transaction themselves: (1) BEGIN, the claims and the complaints' views,
-# read and locked in complaint order, in one string; the domain plans; (2) the view writes and
-# the deliveries' INSERT ... ON CONFLICT DO NOTHING RETURNING id in one string; (3) COMMIT.
-# Rows go in as one JSON array each (json_populate_recordset): no per-row parameters.
+# view write, deliveries, COMMIT). The connection is in autocommit mode (UnitOfWork.autocommit)
+# and the query strings open and close the transaction themselves: (1) BEGIN, the claims and
+# the complaints' views, read and locked in complaint order, in one string; the domain plans;
+# (2) the view writes and the deliveries' INSERT ... ON CONFLICT DO NOTHING RETURNING id in one
+# string; (3) COMMIT. Rows go in as one JSON array each (json_populate_recordset): no per-row
+# parameters.
 _PLAN_READ_PG = (
     "BEGIN; "
     "WITH c AS (INSERT INTO processed_events (consumer, event_id, processed_at) "
@@ -215,16 +215,16 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _plan_pg(session, events, settings, slots, now, leased, pending) -> None:
-    """`plan_batch` on PostgreSQL (see _PLAN_READ_PG). Any error rolls the transaction back
-    with an explicit ROLLBACK (in autocommit mode psycopg2 does not know it is in one)."""
+def _plan_pg(uow, events, settings, slots, now, leased, pending) -> None:
+    """`plan_batch` on PostgreSQL (see _PLAN_READ_PG). On any error `uow.autocommit()` rolls
+    the transaction back with an explicit ROLLBACK (psycopg2 does not know it is in one), and
+    invalidates the connection if that fails."""
     once, seen = [], set()
     for e in events:  # an event twice in one batch (redelivered): claimed once
         if str(e.event_id) not in seen:
             seen.add(str(e.event_id))
             once.append(e)
-    with _autocommit(session) as conn:
-        raw = conn.connection.dbapi_connection
+    with uow.autocommit() as conn:
         granted = 0
         try:
             found = conn.exec_driver_sql(_PLAN_READ_PG, {
@@ -269,13 +269,6 @@ def _plan_pg(session, events, settings, slots, now, leased, pending) -> None:
         except BaseException:
             if granted:
                 slots.release(granted)
-            if not raw.closed:
-                try:
-                    conn.exec_driver_sql("ROLLBACK")
-                except Exception:  # the transaction may still be open on the server, and
-                    # psycopg2 would not know to end it: the pool must not hand it out again
-                    log.debug("rollback of a failed plan failed", exc_info=True)
-                    conn.invalidate()
             raise
     for row in rows:
         if row["attempts"] and row["id"] in inserted:
@@ -457,38 +450,20 @@ def due_deliveries(session, limit: int = 100) -> list[str]:
     return list(session.execute(_DUE, {"now": utcnow(), "limit": limit}).scalars())
 
 
-@contextmanager
-def _autocommit(session):
-    """The session's connection with psycopg2 in autocommit mode meanwhile: what runs in it
-    (one statement, or one query string of several: PostgreSQL runs those as one implicit
-    transaction) commits on its own, without psycopg2's BEGIN and a COMMIT, each a round trip.
-    The flag is set on the DB-API connection directly, before any statement of the session's
-    transaction: SQLAlchemy's AUTOCOMMIT isolation level would cost a `SET
-    default_transaction_isolation` round trip when the connection goes back to the pool."""
-    conn = session.connection()
-    raw = conn.connection.dbapi_connection
-    raw.autocommit = True
-    try:
-        yield conn
-    finally:
-        if not raw.closed:
-            raw.autocommit = False
-
-
 def lease_due(uow_factory, limit: int, lease: timedelta) -> list[dict]:
     """Lease up to `limit` due deliveries (units first, then oldest, as `due_deliveries`) and
     read them back: ONE statement for all of them (the drainer leases as many as it has free
     send slots) instead of a query for the ids and a lease transaction per delivery.
 
-    On PostgreSQL the statement runs on a connection in autocommit mode (a single UPDATE is
-    atomic: one round trip, no BEGIN and COMMIT of their own), and rows another transaction
+    On PostgreSQL the statement runs in `UnitOfWork.autocommit` (a single UPDATE is atomic:
+    one round trip, no BEGIN and COMMIT of their own), and rows another transaction
     holds (being marked, or leased by another replica) are skipped, not waited for.
     """
     now = utcnow()
     with uow_factory() as uow:
         params = {"b_now": now, "b_until": now + lease, "b_limit": limit}
         if uow.session.get_bind().dialect.name == "postgresql":
-            with _autocommit(uow.session) as conn:
+            with uow.autocommit() as conn:
                 rows = [dict(r._mapping) for r in conn.execute(_LEASE_DUE_PG, params)]
         else:
             rows = [dict(r._mapping) for r in uow.session.connection().execute(_LEASE_DUE, params)]
@@ -604,11 +579,11 @@ _MARK_SENT = (
 )
 # PostgreSQL: every delivery of a batch marked sent and its notification_sent staged in ONE round
 # trip: the UPDATE (columns as arrays, one element per delivery: psycopg2 would run an
-# executemany UPDATE as one round trip per row) and the outbox INSERT sent as one query string on
-# a connection in autocommit mode. PostgreSQL runs the statements of one query string as one
-# implicit transaction (both commit, or neither), so neither psycopg2's BEGIN nor a COMMIT needs
-# a round trip of its own: 1 instead of 4. Values are bound by psycopg2 (aware datetimes are
-# sent with their offset; the columns are timestamptz).
+# executemany UPDATE as one round trip per row) and the outbox INSERT sent as one query string in
+# `UnitOfWork.autocommit` (psycopg2's autocommit mode). PostgreSQL runs the statements of one
+# query string as one implicit transaction (both commit, or neither), so neither psycopg2's BEGIN
+# nor a COMMIT needs a round trip of its own: 1 instead of 4. Values are bound by psycopg2 (aware
+# datetimes are sent with their offset; the columns are timestamptz).
 _MARK_SENT_PG = (
     "UPDATE deliveries SET status = 'sent', sent_at = v.sent_at, lease_until = NULL, "
     "provider = v.provider, provider_message_id = v.message_id, last_error = NULL "
@@ -656,7 +631,7 @@ def mark_sent(uow_factory, accepted: list[Accepted]) -> list[Outcome]:
                           ats=[a.sent_at for a in ordered],
                           providers=[a.provider for a in ordered],
                           message_ids=[a.message_id[:200] for a in ordered])
-            with _autocommit(uow.session) as conn:
+            with uow.autocommit() as conn:
                 conn.exec_driver_sql(_MARK_SENT_PG, params)
         else:
             params = [{"b_id": a.row["id"], "b_now": a.sent_at, "b_provider": a.provider,

@@ -58,16 +58,18 @@ def route_complaints(uow_factory, registry: Registry, events: list[Event],
     transaction, one commit. A Decision or None per event, in order. A failure rolls back the
     whole batch; the batch consumer then handles its events one at a time.
 
-    On PostgreSQL the whole batch is one prepared statement (`_route_in_one_statement`);
-    elsewhere, with `prepared` False (the process's `shared.db.prepared_statements()`, which
-    the service reads once at setup), and for a batch whose `complaint_routed` events cannot
-    all be built, one statement per row."""
+    On PostgreSQL the whole batch is one prepared statement (`_route_in_one_statement`), the
+    whole transaction, sent in `UnitOfWork.autocommit`: one round trip, no BEGIN and COMMIT of
+    their own (a failure leaves nothing of the batch, as a rollback did). Elsewhere, with
+    `prepared` False (the process's `shared.db.prepared_statements()`, which the service reads
+    once at setup), and for a batch whose `complaint_routed` events cannot all be built, one
+    statement per row."""
     now = now or utcnow()
     with uow_factory() as uow:
         routed = None
         connection = uow.session.connection()
         if prepared and connection.dialect.name == "postgresql":
-            routed = _route_in_one_statement(uow, connection, registry, events, now, calendar,
+            routed = _route_in_one_statement(uow, registry, events, now, calendar,
                                              response_days, resolution_days)
         if routed is None:
             routed = []
@@ -340,12 +342,14 @@ def _with_json_text(row: dict, columns) -> dict:
     return {**row, **{c: json.dumps(row[c]) for c in columns}}
 
 
-def _route_in_one_statement(uow, connection, registry: Registry, events: list[Event],
-                            now: datetime, calendar, response_days,
-                            resolution_days) -> list[Decision | None] | None:
-    """`route_complaints`'s rows for PostgreSQL, inserted by `_PG_ROUTE`. None: a
-    `complaint_routed` could not be built, so the batch takes the statement-per-row path, which
-    raises that error only for an event it really routes (a redelivery is answered None)."""
+def _route_in_one_statement(uow, registry: Registry, events: list[Event], now: datetime,
+                            calendar, response_days, resolution_days
+                            ) -> list[Decision | None] | None:
+    """`route_complaints`'s rows for PostgreSQL, inserted by `_PG_ROUTE`, the transaction's
+    only statement (`uow.autocommit()`; the first batch on a connection PREPAREs it first,
+    session state that needs no transaction). None: a `complaint_routed` could not be built,
+    so the batch takes the statement-per-row path (nothing was sent yet), which raises that
+    error only for an event it really routes (a redelivery is answered None)."""
     decided, payload = [], []
     for event in events:
         data = event.data
@@ -370,12 +374,14 @@ def _route_in_one_statement(uow, connection, registry: Registry, events: list[Ev
             "attachments": attachments.rows(data["complaint_id"], data.get("attachments") or [],
                                             data.get("received_at")),
         })
-    rows = _execute_prepared(connection, {
+    params = {
         "events": json.dumps(payload, default=_json_value, ensure_ascii=False,
                              separators=(",", ":")),
         "consumer": CONSUMER,
         "processed_at": utcnow(),
-    }).all()
+    }
+    with uow.autocommit() as statement:
+        rows = _execute_prepared(statement, params).all()
     routed = {n - 1 for (n,) in rows}
     return [d if i in routed else None for i, d in enumerate(decided)]
 

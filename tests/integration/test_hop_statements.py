@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import ValuesBase
 from sqlalchemy.sql.selectable import Select
 from support import databases
+from support.events import received_event
 
 from services.cli import SERVICES_DIR
 from services.intake import db as intake_db
@@ -398,20 +399,6 @@ def test_a_routed_status_and_the_contact_lookup_build_no_sql(intake_uow):
     assert row.due_at is not None
 
 
-def received_event(**overrides):
-    complaint_id = overrides.pop("complaint_id", None) or str(uuid.uuid4())
-    return load_event(build_event("complaint_received", {
-        "complaint_id": complaint_id, "tracking_code": "DMS-7KQ4-MX9T-2BH3", "channel": "web",
-        "category": "nikah_rujuk",
-        "description": "Pendaftaran nikah di KUA Merigi sudah dua minggu belum diproses.",
-        "kecamatan_code": "17.08.05", "desa_code": None, "unit_hint": None,
-        "unit_hint_trusted": False, "confidentiality": "public", "contact_channels": ["email"],
-        "received_at": datetime.now(UTC), "attachments": [
-            {"sha256": "a" * 64, "size": 10, "media_type": "image/jpeg", "name": "foto.jpg"}],
-        **overrides,
-    }, correlation_id=complaint_id))
-
-
 def republished(event_, **changes):
     """The same complaint_received again under a new event id (a producer that re-published)."""
     return load_event(build_event("complaint_received", {**event_.data, **changes},
@@ -475,7 +462,8 @@ def test_a_batch_of_received_complaints_is_routed_in_one_transaction(routing_uow
     if on_postgresql(engine):
         # claims, decisions, complaints, audit entries, outbox rows and attachment references
         # of the whole batch: one statement (prepared by the first batch on this connection),
-        # one round trip (plus BEGIN and COMMIT)
+        # one round trip, without a BEGIN and a COMMIT of its own (UnitOfWork.autocommit;
+        # test_uow_one_round_trip.py counts those on the server)
         assert (counted.statements, counted.executes) == (["EXECUTE"], 1)
     else:
         # per new complaint: claim, decision, complaint, audit entry, outbox row, attachment;
