@@ -4,8 +4,12 @@
     dumas posters --unit CODE="Name" [--location SLUG="Name"]   printable QR posters (A4)
     dumas dlq list|show|requeue   inspect and re-queue parked (dead-lettered) messages
     dumas deliveries list|show|retry   notifications that failed for good, sent again
-    dumas intake prune [--dry-run]   delete idempotency records and media downloads past
-                                  their retention window (what intake's hourly sweep does)
+    dumas intake prune [--dry-run]   delete idempotency records, media downloads, published
+                                  outbox rows and processed_events records past their
+                                  retention window (what intake's hourly sweeps do)
+    dumas routing prune [--dry-run], dumas notification prune [--dry-run]
+                                  the same for the outbox and processed_events of routing and
+                                  of notification (shared/retention.py)
     dumas reporting rebuild       replay every stored event into reporting's read model
     dumas reporting monthly --month 2026-11 --out FILE.pdf   "Laporan Bulanan Dumas"
     dumas reporting bench [--generate N]   time the statistics query (cold, p50, p95)
@@ -20,6 +24,8 @@ from shared import config
 from shared.migrate import upgrade
 
 SERVICES_DIR = Path(__file__).parent
+# Services with an outbox and a processed_events table (swept by shared/retention.py).
+RETAINED = ("intake", "routing", "notification")
 
 
 def migrate(services: list[str]) -> None:
@@ -96,13 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     p_sim.add_argument("--stage", action="append", default=[], metavar="UNIT=STAGE",
                        help="a proposed stage (repeatable)")
 
-    p_intake = sub.add_parser("intake", help="intake housekeeping")
-    intake_sub = p_intake.add_subparsers(dest="action", required=True)
-    p_prune = intake_sub.add_parser(
-        "prune", help="delete idempotency records and media downloads past their retention "
-        "window (windows from the same environment variables as the service)")
-    p_prune.add_argument("--dry-run", action="store_true",
-                         help="only count what would be deleted")
+    for service in RETAINED:
+        p_service = sub.add_parser(service, help=f"{service} housekeeping")
+        service_sub = p_service.add_subparsers(dest="action", required=True)
+        p_prune = service_sub.add_parser(
+            "prune", help=("idempotency records, media downloads, " if service == "intake"
+                           else "") + "published outbox rows and processed_events records "
+            "past their retention window, deleted once (windows from the same environment "
+            "variables as the service)")
+        p_prune.add_argument("--dry-run", action="store_true",
+                             help="only count what would be deleted")
 
     p_rep = sub.add_parser("reporting", help="reporting read model and monthly recap")
     rep = p_rep.add_subparsers(dest="action", required=True)
@@ -129,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         return account_command(args)
     elif args.command == "units":
         return units_command(args)
-    elif args.command == "intake":
-        return intake_command(args)
+    elif args.command in RETAINED:
+        return prune_command(args.command, args.dry_run)
     elif args.command == "reporting":
         return reporting_command(args)
     elif args.command == "deliveries":
@@ -166,22 +175,38 @@ def delivery_command(args) -> int:
     return 0
 
 
-def intake_command(args) -> int:
+def prune_command(service: str, dry_run: bool) -> int:
+    """`dumas <service> prune`: one retention sweep of the service's outbox and processed_events
+    (and, for intake, of its idempotency records and media downloads), settings from the
+    environment as the service reads them. A refused setting: nothing deleted, exit 2."""
     import os
+    from importlib import import_module
 
-    from services.intake import retention
+    from services.intake import retention as intake_retention
+    from shared import retention
 
+    db = import_module(f"services.{service}.db")
     try:
         windows = retention.windows_from(os.environ)
+        intake_windows = intake_retention.windows_from(os.environ) if service == "intake" else None
     except retention.RetentionConfigError as exc:
-        print(f"dumas intake prune: {exc}", file=sys.stderr)
+        print(f"dumas {service} prune: refused, nothing deleted: {exc}", file=sys.stderr)
         return 2
-    outcome = retention.prune(config.database_url("intake"), windows, dry_run=args.dry_run)
-    verb = "would delete" if args.dry_run else "deleted"
-    for table, name, window, n in outcome.rows:
-        print(f"{table:<16} {name:<9} older than {retention.describe(window):<10} {verb} {n}")
-    print(f"total: {verb} {outcome.total}" + (" (dry run: nothing deleted)"
-                                              if args.dry_run else ""))
+    url = config.database_url(service)
+    rows = []
+    if intake_windows is not None:
+        rows += intake_retention.prune(url, intake_windows, dry_run=dry_run).rows
+    shared = retention.prune(url, db.outbox, db.processed_events, windows, service,
+                             dry_run=dry_run)
+    rows += [("outbox", "published", windows.outbox, shared["outbox"]),
+             ("processed_events", "handled", windows.processed_events,
+              shared["processed_events"])]
+    verb = "would delete" if dry_run else "deleted"
+    for table, name, window, n in rows:
+        print(f"{table:<16} {name:<9} older than {intake_retention.describe(window):<10} "
+              f"{verb} {n}")
+    print(f"total: {verb} {sum(n for *_, n in rows)}"
+          + (" (dry run: nothing deleted)" if dry_run else ""))
     return 0
 
 

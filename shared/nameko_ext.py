@@ -210,6 +210,7 @@ class Database(DependencyProvider):
                 batch_size=int(config.get("OUTBOX_BATCH_SIZE", 200)),
                 gather_ms=float(_config_value(config, "OUTBOX_RELAY_GATHER_MS",
                                               outbox.DEFAULT_GATHER_MS)),
+                delete_published=retention.delete_published(config),
             )
         if self._retained_tables() != (None, None):
             self.retention_interval = retention.sweep_interval(config)

@@ -17,7 +17,7 @@ from amqp import Message
 from amqp.exceptions import MessageNacked
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import Connection as DbConnection
-from sqlalchemy import Engine, Table, bindparam, func, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, select, update
 
 from shared import metrics
 from shared.db import prepared_statements
@@ -141,10 +141,10 @@ class OutboxRelay:
             select(*columns).where(t.c.published_at.is_(None)).order_by(t.c.id)
             .limit(batch_size)
         )
-        self._mark = (
-            update(t).where(t.c.id.in_(bindparam("ids", expanding=True)))
-            .values(published_at=bindparam("at"))
-        )
+        # SQLite's relay (no claim statement): mark, or delete (`delete_published`, below).
+        confirmed = t.c.id.in_(bindparam("ids", expanding=True))
+        self._mark = (delete(t).where(confirmed) if delete_published
+                      else update(t).where(confirmed).values(published_at=bindparam("at")))
         # PostgreSQL: claim and mark in one statement, sent in the same round trip as the
         # transaction's `BEGIN` and `SET LOCAL` (the relay's connection is in autocommit mode, so
         # the driver sends no `BEGIN` of its own), and, when the previous batch's transaction is
@@ -165,10 +165,11 @@ class OutboxRelay:
                    f"LIMIT {int(batch_size)} FOR UPDATE SKIP LOCKED)) "
                    "RETURNING id, event_id, exchange, routing_key, correlation_id, body")
         self._prepared = prepared_statements() if prepared is None else prepared
-        # `delete_published` (off by default; PostgreSQL only): a confirmed row is deleted
-        # instead of marked, in the same transaction and with the same guarantees. Measured
-        # cheaper for the server (no new row version, no index entries; docs/performance.md,
-        # "Session 5: outbox relay"), but the outbox then keeps no record of published events.
+        # `delete_published` (config OUTBOX_DELETE_PUBLISHED, off by default): a confirmed row is
+        # deleted instead of marked, in the same transaction and with the same guarantees.
+        # Measured cheaper for the server (no new row version, no index entries; docs/
+        # performance.md, "Session 5: outbox relay"), but the outbox then keeps no record of
+        # published events (and the retention sweep has none to delete).
         if delete_published:
             mark, args = f"DELETE FROM {name} WHERE {claimed}", ("", "", "")
         else:

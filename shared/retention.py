@@ -27,30 +27,40 @@ replicas sweeping at once take different rows and wait on nobody. SQLite: each b
 ``DELETE`` (one writer at a time; a read then a write in one transaction can fail on a stale WAL
 snapshot). At most ``max_batches`` batches per table and sweep; the rest goes with the next one.
 
-No nameko here: shared/nameko_ext.py's ``Database`` provider runs :func:`sweep` on a timer.
+``OUTBOX_DELETE_PUBLISHED`` (default off) makes the relay delete a row once the broker confirmed
+it instead of marking it (cheaper for the database; shared/outbox.py): the outbox then keeps no
+record of published events and this sweep finds none to delete there.
+
+No nameko here: shared/nameko_ext.py's ``Database`` provider runs :func:`sweep` on a timer,
+``dumas <service> prune`` runs :func:`prune` once.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import Table, delete, func, select, tuple_
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import NullPool
 
 from shared import metrics
+from shared.db import UnitOfWork, make_engine
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = "OUTBOX_RETENTION_SWEEP_SECONDS"
+DELETE_PUBLISHED = "OUTBOX_DELETE_PUBLISHED"
 DEFAULT_SWEEP_SECONDS = 3600.0
 REDELIVERY_HORIZON_DAYS = 8  # as intake's AMQP idempotency records (dead letters requeued later)
 
 
 class RetentionConfigError(ValueError):
-    """A retention setting that is not a number or is below its safe minimum."""
+    """A retention setting that is not a number (or a boolean) or is out of its safe range."""
 
 
 @dataclass(frozen=True)
@@ -111,9 +121,43 @@ def windows_from(settings: Mapping) -> Windows:
 
 
 def sweep_interval(settings: Mapping) -> float:
-    """Seconds between sweeps (``OUTBOX_RETENTION_SWEEP_SECONDS``); 0 or less: no sweep."""
+    """Seconds between sweeps (``OUTBOX_RETENTION_SWEEP_SECONDS``); 0 or less: no sweep.
+    Raises RetentionConfigError for a value that is not a finite number."""
     raw = settings.get(SWEEP_SECONDS)
-    return DEFAULT_SWEEP_SECONDS if raw in (None, "") else float(raw)
+    if raw in (None, ""):
+        return DEFAULT_SWEEP_SECONDS
+    try:
+        if isinstance(raw, bool):  # `true` in config.yaml: not a number of seconds
+            raise TypeError
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        raise RetentionConfigError(f"{SWEEP_SECONDS} must be a number, got {raw!r}") from None
+    if not math.isfinite(seconds):  # NaN would silently mean "never", infinity likewise
+        raise RetentionConfigError(f"{SWEEP_SECONDS}={raw} is not a finite number of seconds "
+                                   "(0 turns the sweep off)")
+    return seconds
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def delete_published(settings: Mapping) -> bool:
+    """``OUTBOX_DELETE_PUBLISHED``: whether the outbox relay deletes a confirmed row instead of
+    marking it published (absent or empty: False, the rows are kept for OUTBOX_RETENTION_HOURS).
+    Raises RetentionConfigError for anything but a boolean (true/false, yes/no, on/off, 1/0): a
+    typo must not decide whether the record of published events is kept."""
+    raw = settings.get(DELETE_PUBLISHED)
+    if raw in (None, ""):
+        return False
+    if isinstance(raw, bool):  # config.yaml: nameko reads `true` / `yes` / `off` as booleans
+        return raw
+    word = str(raw).strip().lower() if isinstance(raw, str | int) else None
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise RetentionConfigError(
+        f"{DELETE_PUBLISHED} must be a boolean (true or false), got {raw!r}")
 
 
 def _pause() -> None:
@@ -139,6 +183,43 @@ def sweep(uow_factory, outbox: Table | None, processed: Table | None, windows: W
     log.info("retention sweep: %s", ", ".join(f"{t}={n}" for t, n in deleted.items()),
              extra={f"deleted_{t}": n for t, n in deleted.items()})
     return deleted
+
+
+def count(uow_factory, outbox: Table | None, processed: Table | None, windows: Windows,
+          now: datetime | None = None) -> dict[str, int]:
+    """What :func:`sweep` would delete, without deleting (``dumas <service> prune --dry-run``),
+    as {table: rows}. Not capped by ``max_batches``; the outbox count reads the whole table
+    (it has no index on ``published_at``), fine for an operator's question, not for a timer."""
+    now = now or datetime.now(UTC)
+    found = {}
+    with uow_factory() as uow:
+        if outbox is not None:
+            found["outbox"] = uow.session.execute(
+                select(func.count()).select_from(outbox)
+                .where(outbox.c.published_at < now - windows.outbox)).scalar_one()
+        if processed is not None:
+            found["processed_events"] = uow.session.execute(
+                select(func.count()).select_from(processed)
+                .where(processed.c.processed_at < now - windows.processed_events)).scalar_one()
+    return found
+
+
+def prune(database_url: str, outbox: Table | None, processed: Table | None, windows: Windows,
+          service: str, now: datetime | None = None, dry_run: bool = False) -> dict[str, int]:
+    """One :func:`sweep` (or, ``dry_run``, :func:`count`) on a database of its own, for the
+    command line (``dumas <service> prune``); {table: rows deleted (or to delete)}."""
+    engine = make_engine(database_url, poolclass=NullPool)
+    try:
+        factory = sessionmaker(engine, expire_on_commit=False)
+
+        def uow():
+            return UnitOfWork(factory, None, None)
+
+        if dry_run:
+            return count(uow, outbox, processed, windows, now)
+        return sweep(uow, outbox, processed, windows, service, now=now)
+    finally:
+        engine.dispose()
 
 
 def _sweep_outbox(uow_factory, t: Table, cutoff: datetime, windows: Windows, pause,
@@ -209,4 +290,5 @@ def _sweep_processed(uow_factory, t: Table, cutoff: datetime, windows: Windows, 
     return deleted
 
 
-__all__ = ["RetentionConfigError", "Windows", "sweep", "sweep_interval", "windows_from"]
+__all__ = ["RetentionConfigError", "Windows", "count", "delete_published", "prune", "sweep",
+           "sweep_interval", "windows_from"]
