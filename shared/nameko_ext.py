@@ -2,7 +2,8 @@
 event consumer (strict contracts, idempotency support, retries with back-off, dead letters),
 one event per worker or in batches.
 
-This is the only module of `shared` that imports nameko; domain code never does.
+With shared/container.py (the service container class) these are the only modules of `shared`
+that import nameko; domain code never does.
 """
 
 import errno
