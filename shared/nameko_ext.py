@@ -21,7 +21,7 @@ from kombu import Connection
 from kombu.exceptions import OperationalError as KombuOperationalError
 from kombu.pools import producers
 from kombu.transport import pyamqp
-from nameko.extensions import DependencyProvider
+from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.messaging import Consumer, QueueConsumer
 from nameko.rpc import Rpc, RpcConsumer
 from nameko.web.handlers import HttpRequestHandler
@@ -594,6 +594,108 @@ class BatchQueueConsumer(ReliableQueueConsumer):
         return max([self.container.max_workers, *(p.prefetch for p in self._providers)])
 
 
+class _BatchGroup(SharedExtension):
+    """What batch consumers that gather together share: the waiting events, the timer and the
+    handler call. One per `batch_group` name in a container; a consumer without a group has a
+    private one."""
+
+    def __init__(self, name: str | None = None):
+        self.name = name
+        self.members: list[BatchEventConsumer] = []
+        self.max_batch = 1
+        self.max_wait = 0.0
+        self._pending: list = []  # (member, event, message, started) in delivery order
+        self._timer = None
+        super().__init__()
+
+    @property
+    def sharing_key(self):
+        # Evaluated on the unbound prototype: a private group is its consumer's alone.
+        return type(self), self.name or id(self)
+
+    def register(self, member: "BatchEventConsumer") -> None:
+        """Called by each member's setup. The group gathers up to the smallest `max_batch` of
+        its members for at most the shortest `max_wait`."""
+        self.members.append(member)
+        self.max_batch = min(m.max_batch for m in self.members)
+        self.max_wait = min(m.max_wait for m in self.members)
+        # Metric label and thread names: the group's name, or its one consumer's.
+        self.label = self.name or member.event_type
+        self.ident = f"{member.service_name}.{self.name}" if self.name else member.queue.name
+        self._batch_sizes = metrics.EVENT_BATCH_SIZE.labels(member.service_name, self.label)
+
+    def add(self, member, event, message, started) -> None:
+        self._pending.append((member, event, message, started))
+        if len(self._pending) >= self.max_batch:
+            self._dispatch()
+        elif self._timer is None:
+            self._timer = self.container.spawn_managed_thread(
+                self._dispatch_when_due, identifier=f"{self.ident}.batch_timer")
+
+    def withdraw(self, member) -> list:
+        """Take `member`'s waiting messages out of the group (it is closing)."""
+        mine = [item for item in self._pending if item[0] is member]
+        if mine:
+            self._pending = [item for item in self._pending if item[0] is not member]
+        return [message for _, _, message, _ in mine]
+
+    def _dispatch_when_due(self):
+        """Hand over what waits once its oldest message has waited max_wait."""
+        try:
+            while self._pending:  # a closing member takes its messages out
+                due = self._pending[0][3] + self.max_wait
+                now = time.perf_counter()
+                if now < due:
+                    eventlet.sleep(due - now)
+                else:
+                    self._dispatch()
+        finally:
+            self._timer = None
+
+    def _dispatch(self):
+        # No yield between taking the batch and spawning: greenthreads cannot interleave here.
+        batch = self._pending[:self.max_batch]
+        self._pending = self._pending[self.max_batch:]
+        if not batch:
+            return
+        self._batch_sizes.observe(len(batch))
+        correlation_ids = {event.correlation_id for _, event, _, _ in batch}
+        context_data = {"correlation_id": correlation_ids.pop()} if len(correlation_ids) == 1 \
+            else {}
+        # The worker runs the handler of the oldest event's consumer (in a group, every
+        # handler receives events of all the group's types).
+        batch[0][0]._spawn(batch, context_data, partial(self._handle_batch_result, batch))
+
+    def _handle_batch_result(self, batch, worker_ctx, result=None, exc_info=None):
+        if exc_info is None:
+            for member, _, message, started in batch:
+                member._observe(started, "ok")
+                member.queue_consumer.ack_message(message)
+            return result, exc_info
+        if len(batch) == 1:
+            member, _, message, started = batch[0]
+            return member.handle_result(message, started, worker_ctx, result, exc_info)
+        member = batch[0][0]
+        metrics.EVENT_BATCH_FALLBACKS.labels(member.service_name, self.label).inc()
+        log.warning(
+            "%s.%s: batch of %d failed (%s: %s); handling its events one at a time",
+            member.service_name, self.label, len(batch), exc_info[0].__name__, exc_info[1],
+        )
+        # Not from this worker: its pool slot is still taken, and every slot could be held by
+        # a failed batch waiting for one.
+        self.container.spawn_managed_thread(
+            partial(self._one_at_a_time, batch), identifier=f"{self.ident}.batch_fallback")
+        return result, exc_info
+
+    @staticmethod
+    def _one_at_a_time(batch):
+        # Each event through its own consumer: its handler, its queue's retries and dead letters.
+        for item in batch:
+            member, event, message, started = item
+            member._spawn([item], {"correlation_id": event.correlation_id},
+                          partial(member.handle_result, message, started))
+
+
 class BatchEventConsumer(EventConsumer):
     """`@batch_event_consumer("intake", "complaint_received", max_batch=50, max_wait_ms=5)`:
     the handler receives a LIST of loaded `Event`s and handles them together (one transaction).
@@ -607,6 +709,14 @@ class BatchEventConsumer(EventConsumer):
     original is acked only once its copy is confirmed (the failed batch does not count as an
     attempt). So one poison event never holds back or parks the others; handlers must be
     idempotent for the whole batch (they are re-run on the events it did not get to commit).
+
+    `batch_group="name"`: the consumers of one container with the same group gather their
+    events together, from all their queues, in delivery order: one pending list, one timer (the
+    smallest `max_batch` and shortest `max_wait_ms` of the group), one handler call per batch,
+    the handler of the consumer of the batch's oldest event; so every handler of a group must
+    accept events of all its types. Each message keeps its own queue: acked there, and in a
+    fallback handled alone by its own consumer (its handler, retry and dead-letter queues).
+    The batch metrics of a group carry the group's name as their `event_type` label.
 
     nameko's consumer cannot tell cheaply that the queue has nothing more to give, so a batch
     that is not full leaves after `max_wait_ms`: below capacity that is the latency added and
@@ -625,10 +735,12 @@ class BatchEventConsumer(EventConsumer):
     queue_consumer = BatchQueueConsumer()
 
     def __init__(self, producer: str, event_type: str, max_batch: int = 50,
-                 max_wait_ms: float = 5, prefetch: int | None = None, **kw):
+                 max_wait_ms: float = 5, prefetch: int | None = None,
+                 batch_group: str | None = None, **kw):
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self._prefetch = prefetch
+        self.group = _BatchGroup(batch_group)
         super().__init__(producer, event_type, **kw)
 
     def setup(self):
@@ -637,10 +749,14 @@ class BatchEventConsumer(EventConsumer):
         self.max_wait = float(config.get("EVENT_BATCH_MAX_WAIT_MS", self.max_wait_ms)) / 1000
         # Two batches' worth: one being handled, the next gathering.
         self.prefetch = self._prefetch or 2 * self.max_batch
-        self._pending: list = []  # (event, message, started) in delivery order
-        self._timer = None
         self._closed = False
         super().setup()
+        self.group.register(self)
+
+    @property
+    def _pending(self) -> list:
+        """This consumer's messages waiting in its group (tests look at it)."""
+        return [item for item in self.group._pending if item[0] is self]
 
     def stop(self):
         super().stop()  # cancels the broker consumer: nothing more is delivered
@@ -652,8 +768,7 @@ class BatchEventConsumer(EventConsumer):
     def _close(self):
         """Give the waiting messages back to the broker; requeue any that still arrive."""
         self._closed = True
-        pending, self._pending = self._pending, []
-        for _, message, _ in pending:
+        for message in self.group.withdraw(self):
             self.queue_consumer.requeue_message(message)
 
     # messages --------------------------------------------------------------------------
@@ -665,72 +780,19 @@ class BatchEventConsumer(EventConsumer):
         event = self._load_or_park(body, message, started)
         if event is None:
             return
-        self._pending.append((event, message, started))
-        if len(self._pending) >= self.max_batch:
-            self._dispatch()
-        elif self._timer is None:
-            self._timer = self.container.spawn_managed_thread(
-                self._dispatch_when_due, identifier=f"{self.queue.name}.batch_timer")
-
-    def _dispatch_when_due(self):
-        """Hand over what waits once its oldest message has waited max_wait."""
-        try:
-            while self._pending and not self._closed:
-                due = self._pending[0][2] + self.max_wait
-                now = time.perf_counter()
-                if now < due:
-                    eventlet.sleep(due - now)
-                else:
-                    self._dispatch()
-        finally:
-            self._timer = None
-
-    def _dispatch(self):
-        # No yield between taking the batch and spawning: greenthreads cannot interleave here.
-        batch = self._pending[:self.max_batch]
-        self._pending = self._pending[self.max_batch:]
-        if not batch:
-            return
-        metrics.EVENT_BATCH_SIZE.labels(self.service_name, self.event_type).observe(len(batch))
-        correlation_ids = {event.correlation_id for event, _, _ in batch}
-        context_data = {"correlation_id": correlation_ids.pop()} if len(correlation_ids) == 1 \
-            else {}
-        self._spawn(batch, context_data, partial(self._handle_batch_result, batch))
+        self.group.add(self, event, message, started)
 
     def _spawn(self, batch, context_data, handle_result):
+        """A worker of this consumer's handler for `batch` ((member, event, message, started)
+        items, possibly of other members of the group)."""
         try:
             self.container.spawn_worker(
-                self, ([event for event, _, _ in batch],), {}, context_data=context_data,
+                self, ([event for _, event, _, _ in batch],), {}, context_data=context_data,
                 handle_result=handle_result,
             )
         except Exception:  # container being killed: let the broker redeliver them
-            for _, message, _ in batch:
-                self.queue_consumer.requeue_message(message)
-
-    def _handle_batch_result(self, batch, worker_ctx, result=None, exc_info=None):
-        if exc_info is None:
-            for _, message, started in batch:
-                self._observe(started, "ok")
-                self.queue_consumer.ack_message(message)
-            return result, exc_info
-        if len(batch) == 1:
-            _, message, started = batch[0]
-            return self.handle_result(message, started, worker_ctx, result, exc_info)
-        metrics.EVENT_BATCH_FALLBACKS.labels(self.service_name, self.event_type).inc()
-        log.warning(
-            "%s.%s: batch of %d failed (%s: %s); handling its events one at a time",
-            self.service_name, self.event_type, len(batch), exc_info[0].__name__, exc_info[1],
-        )
-        # Not from this worker: its pool slot is still taken, and every slot could be held by
-        # a failed batch waiting for one.
-        self.container.spawn_managed_thread(
-            partial(self._one_at_a_time, batch), identifier=f"{self.queue.name}.batch_fallback")
-        return result, exc_info
-
-    def _one_at_a_time(self, batch):
-        for event, message, started in batch:
-            self._spawn([(event, message, started)], {"correlation_id": event.correlation_id},
-                        partial(self.handle_result, message, started))
+            for member, _, message, _ in batch:
+                member.queue_consumer.requeue_message(message)
 
 
 batch_event_consumer = BatchEventConsumer.decorator

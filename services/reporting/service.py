@@ -61,14 +61,20 @@ class DeadLetterDepths(DependencyProvider):
     kill = stop
 
 
+# The consumers of all sixteen queues gather into one batch.
+EVENT_BATCH_GROUP = "all_events"
+
+
 def _consumer(producer, event_type):
-    # Batched: the events waiting in the queue (up to 50, gathered for at most 250 ms) are
-    # recorded in one transaction; a batch that fails is retried one event at a time.
+    # Batched, all queues together: the events waiting in any of reporting's queues (up to 50,
+    # gathered for at most 250 ms) are recorded in one transaction, whatever their types
+    # (record_many takes them in any order); a batch that fails is retried one event at a time,
+    # each through its own queue's consumer. Any of the sixteen handlers may receive the batch.
     def on_events(self, events):
         handlers.record_many(self.db.unit_of_work, events)
 
     on_events.__name__ = f"on_{event_type}"
-    return batch_event_consumer(producer, event_type)(on_events)
+    return batch_event_consumer(producer, event_type, batch_group=EVENT_BATCH_GROUP)(on_events)
 
 
 def _page_error(exc: HttpError, session) -> Response:
@@ -97,7 +103,7 @@ class ReportingService:
     login_guard = LoginGuard(NAME)
     config = Config()
 
-    # Every event, one consumer queue each (reporting.<event_type>), in batches.
+    # Every event, one consumer queue each (reporting.<event_type>), in batches of all types.
     on_complaint_received = _consumer("intake", "complaint_received")
     on_complaint_info_added = _consumer("intake", "complaint_info_added")
     on_complaint_rated = _consumer("intake", "complaint_rated")

@@ -6,20 +6,22 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kombu import Connection
 from nameko.testing.services import entrypoint_waiter
 from prometheus_client import REGISTRY
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import sessionmaker
-from support import amqp
+from support import amqp, databases
 from support.service_config import shipped_settings
 from support.wait import wait_for
 
 from services.reporting import handlers
-from services.reporting.db import events
+from services.reporting.db import complaints, events
 from services.reporting.domain.projection import HANDLED_EVENTS
 from services.reporting.handlers import rebuild
-from services.reporting.service import ReportingService
-from shared.contracts import build_event
+from services.reporting.service import EVENT_BATCH_GROUP, ReportingService
+from shared import messaging
+from shared.contracts import build_event, load_event
 from shared.db import UnitOfWork
 from shared.nameko_ext import BatchEventConsumer
 
@@ -260,3 +262,112 @@ def test_every_event_consumer_gathers_up_to_50_events_for_250_ms_as_the_service_
         amqp.publish_event(amqp_uri, received)
     assert time.monotonic() - before_publish >= 0.25
     assert received["event_id"] in stored_event_ids(pg_urls["reporting"])
+
+
+# -- one batch for all sixteen queues --------------------------------------------------------------
+
+
+def declare_reporting_queues(amqp_uri):
+    """reporting's queues (with companions) before it starts: what is published now waits, so
+    the test decides what is in hand when it begins consuming."""
+    with Connection(amqp_uri) as conn:
+        for producer, event_type in HANDLED_EVENTS:
+            messaging.consumer_queue("reporting", producer, event_type, (50, 100))(
+                conn.default_channel).declare()
+
+
+def complaint_stream(n):
+    """received, routed and two notification_sent per complaint, as at 50 complaints/s."""
+    out = []
+    for i in range(n):
+        c = Complaint("web", "nikah_rujuk", minutes=i)
+        routed = c.routed("kua-merigi")
+        out += [c.received(), routed, c.sent(routed, "unit"), c.sent(routed, "complainant")]
+    return out
+
+
+def group_batches(metric="dumas_event_batch_size_count"):
+    return REGISTRY.get_sample_value(metric, {"service": "reporting",
+                                              "event_type": EVENT_BATCH_GROUP}) or 0
+
+
+def queues_empty(amqp_uri):
+    return all(amqp.queue_depth(amqp_uri, f"reporting.{t}") == 0 for _, t in HANDLED_EVENTS)
+
+
+def test_events_of_every_queue_waiting_together_are_recorded_in_one_transaction(
+    start_service, amqp_uri, pg_urls, pg_templates
+):
+    url = pg_urls["reporting"]
+    declare_reporting_queues(amqp_uri)
+    stream = complaint_stream(3)
+    routed_first = Complaint("qr", "integritas", minutes=9)  # its routed before its received
+    routed = routed_first.routed("kankemenag-kepahiang")
+    stream += [routed, routed_first.received(), routed]  # and the routed delivered twice
+    for envelope in stream:
+        amqp.publish_event(amqp_uri, envelope)
+    unique = {e["event_id"] for e in stream}
+    batches = group_batches()
+    start_service(ReportingService, EVENT_RETRY_DELAYS_MS=[50, 100],
+                  EVENT_BATCH_MAX_WAIT_MS=2000)
+
+    wait_for(lambda: len(stored_event_ids(url)) == len(unique) == 14, timeout=20,
+             message="every event stored")
+    [(transactions,)] = databases.rows(url, text(
+        "SELECT count(DISTINCT xmin::text) FROM events"))
+    assert transactions == 1, "the 14 events of three queues in one transaction"
+    assert group_batches() == batches + 1
+    wait_for(lambda: queues_empty(amqp_uri), message="every message acked in its queue")
+    facts = databases.rows(url, select(complaints.c.status, complaints.c.unit_code,
+                                       complaints.c.notifications_sent))
+    assert sorted(facts) == [("routed", "kankemenag-kepahiang", 0)] + [
+        ("routed", "kua-merigi", 2)] * 3
+
+    # The statistics of the same events recorded queue by queue, one batch per queue.
+    per_queue = databases.clone_all({"reporting": pg_templates["reporting"]})["reporting"]
+    try:
+        engine, uow = unit_of_work_factory(per_queue)
+        loaded = [load_event(e) for e in stream]
+        for event_type in ("notification_sent", "complaint_routed", "complaint_received"):
+            handlers.record_many(uow, [e for e in loaded if e.event_type == event_type])
+        engine.dispose()
+        assert full_stats(url) == full_stats(per_queue)
+    finally:
+        databases.drop_all([per_queue])
+
+
+def test_a_failing_batch_of_several_queues_is_recorded_event_by_event_and_only_the_bad_one_parked(
+    start_service, amqp_uri, pg_urls, monkeypatch
+):
+    url = pg_urls["reporting"]
+    declare_reporting_queues(amqp_uri)
+    stream = complaint_stream(2)
+    bad = stream[6]["event_id"]  # the second complaint's unit notification
+    record_many = handlers.record_many
+
+    def failing_on_bad(uow_factory, batch):
+        if any(e.event_id == bad for e in batch):
+            raise RuntimeError("the database refused it")
+        return record_many(uow_factory, batch)
+
+    monkeypatch.setattr(handlers, "record_many", failing_on_bad)
+    for envelope in stream:
+        amqp.publish_event(amqp_uri, envelope)
+    fallbacks = group_batches("dumas_event_batch_fallbacks_total")
+    start_service(ReportingService, EVENT_RETRY_DELAYS_MS=[50, 100],
+                  EVENT_BATCH_MAX_WAIT_MS=1000)
+
+    parked = wait_for(lambda: amqp.get_all(amqp_uri, "reporting.notification_sent.dead"),
+                      timeout=20, message="the bad event parked")
+    [(body, headers)] = parked
+    assert body["event_id"] == bad
+    assert headers["x-dumas-reason"] == "max_attempts_exceeded"
+    assert headers["x-dumas-attempts"] == 3
+    assert headers["x-dumas-queue"] == "reporting.notification_sent"
+    wait_for(lambda: len(stored_event_ids(url)) == 7, message="the 7 others stored")
+    assert sorted(stored_event_ids(url)) == sorted(e["event_id"] for e in stream
+                                                   if e["event_id"] != bad)
+    assert group_batches("dumas_event_batch_fallbacks_total") == fallbacks + 1
+    wait_for(lambda: queues_empty(amqp_uri), message="every message acked in its queue")
+    assert all(amqp.queue_depth(amqp_uri, f"reporting.{t}.dead") == 0
+               for _, t in HANDLED_EVENTS), "nothing else parked"
