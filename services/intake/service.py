@@ -116,7 +116,7 @@ class IntakeService:
     broker = Health()
     config = Config()
     channels = Channels()
-    routing = RpcProxy("routing")
+    routing = RpcProxy("routing", delivery_mode=1, use_confirms=False)  # docs/events.md, "RPC"
     login_guard = LoginGuard(NAME)
 
     # -- JSON API -------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class ReportingService:
 
     db = Database(metadata)
     broker = Health()
-    routing = RpcProxy("routing")
+    routing = RpcProxy("routing", delivery_mode=1, use_confirms=False)  # docs/events.md, "RPC"
     dead_letters = DeadLetterDepths()
     login_guard = LoginGuard(NAME)
     config = Config()

@@ -1,14 +1,19 @@
 """Rendering reads and compiles each template (and its layouts) once per process: no file
-system access per message (issue 8: ~20 stat() calls per complaint before), and the same text."""
+system access per message (issue 8: ~20 stat() calls per complaint before), and the same text.
+The catalogue keeps its templates in a plain dict and gives them no Jinja globals (session 6):
+every message still reads as Jinja renders it with its defaults."""
 
 import shutil
 
 import pytest
 
+from services.notification.domain.privacy import redact
 from services.notification.domain.render import (
     DEFAULT_TEMPLATE_DIR,
     TemplateCatalogue,
+    TemplateContextError,
     UnknownTemplate,
+    _tidy_text,
     sample_context,
 )
 
@@ -66,3 +71,42 @@ def test_a_missing_layout_is_an_unknown_template_every_time(tmp_path):
     for _ in range(2):
         with pytest.raises(UnknownTemplate, match="hilang"):
             catalogue.render(*PAIR, sample_context(*PAIR))
+
+
+def jinja_defaults_render(catalogue, event, audience, context):
+    """The four parts as Jinja renders them with its default cache and globals."""
+    from jinja2 import Environment
+
+    env = catalogue._env
+    plain = Environment(
+        loader=env.loader, undefined=env.undefined, autoescape=env.autoescape,
+        trim_blocks=True, lstrip_blocks=True)
+    plain.filters.update(env.filters)
+    return {part: plain.get_template(f"{event}/{audience}.{part}.j2").render(context)
+            for part in ("subject", "txt", "html", "sms")}
+
+
+@pytest.mark.parametrize("confidential", [False, True])
+def test_every_message_reads_as_jinja_renders_it_with_its_default_cache_and_globals(
+        confidential):
+    catalogue = TemplateCatalogue()
+    for event, audience in catalogue.templates():
+        context = sample_context(event, audience, confidential=confidential)
+        expected = jinja_defaults_render(catalogue, event, audience, redact(audience, context))
+        for _ in range(2):  # compiled, then from the catalogue's cache
+            message = catalogue.render(event, audience, context)
+            assert message.subject == " ".join(expected["subject"].split())
+            assert message.html == expected["html"].strip()
+            assert message.sms == " ".join(expected["sms"].split())
+            assert message.text == _tidy_text(expected["txt"])
+
+
+def test_a_template_calling_a_jinja_global_fails_as_a_context_error(tmp_path):
+    templates = tmp_path / "templates"
+    shutil.copytree(DEFAULT_TEMPLATE_DIR, templates)
+    (templates / "complaint_routed" / "unit.sms.j2").write_text(
+        "{% for i in range(2) %}{{ tracking_code }}{% endfor %}", encoding="utf-8")
+    catalogue = TemplateCatalogue(templates)
+
+    with pytest.raises(TemplateContextError, match="range"):
+        catalogue.render(*PAIR, sample_context(*PAIR))
