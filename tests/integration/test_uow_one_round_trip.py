@@ -37,6 +37,10 @@ class ServerStatements:
     def __init__(self, url: str):
         self.engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         with self.engine.connect() as conn:
+            preload = conn.exec_driver_sql("SHOW shared_preload_libraries").scalar()
+            assert "pg_stat_statements" in preload, (
+                "these tests count statements with pg_stat_statements: add it to the server's "
+                "shared_preload_libraries and restart it (`bash .ci/run` does)")
             conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 
     def _run(self, sql: str):
