@@ -261,34 +261,52 @@ def _sweep_outbox(uow_factory, t: Table, cutoff: datetime, windows: Windows, pau
 
 def _sweep_processed(uow_factory, t: Table, cutoff: datetime, windows: Windows, pause,
                      keep_going) -> int:
+    return delete_in_batches(uow_factory, (t.c.consumer, t.c.event_id), t.c.processed_at < cutoff,
+                             windows.batch_size, windows.max_batches, pause, keep_going,
+                             order_by=t.c.processed_at)
+
+
+def delete_in_batches(uow_factory, key: tuple, condition, batch_size: int, max_batches: int,
+                      pause: Callable[[], None], keep_going: Callable[[], bool] = lambda: True,
+                      order_by=None) -> int:
+    """Delete the rows of `key`'s table (`key`: its primary-key columns) that match
+    `condition`, `batch_size` at a time, each batch its own short transaction, at most
+    `max_batches` of them (the rest waits for the next sweep); `pause` between batches,
+    `keep_going` asked before each. How many were deleted. Shared by this module's sweep and
+    intake's retention of personal data."""
+    table = key[0].table
+    target = tuple_(*key) if len(key) > 1 else key[0]
+    batch = select(*key).where(condition)
+    if order_by is not None:
+        batch = batch.order_by(order_by)
+    batch = batch.limit(batch_size)
     deleted = 0
-    key = tuple_(t.c.consumer, t.c.event_id)
-    old = t.c.processed_at < cutoff
-    batch = (select(t.c.consumer, t.c.event_id).where(old).order_by(t.c.processed_at)
-             .limit(windows.batch_size))
-    for _ in range(windows.max_batches):
+    for _ in range(max_batches):
         if not keep_going():
             break
         with uow_factory() as uow:
             session = uow.session
             if session.get_bind().dialect.name == "postgresql":
-                # Keys read under lock, then deleted: a `key IN (SELECT ... LIMIT n)` subquery
-                # is not reliably evaluated once by PostgreSQL (intake's sweep saw it).
-                found = session.execute(
-                    batch.with_for_update(skip_locked=True)).all()
+                # Lock the batch first, skipping rows another replica (or a request) holds;
+                # they are left for the next sweep. A `key IN (SELECT ... LIMIT n)` subquery is
+                # not reliably evaluated once by PostgreSQL (one statement deleted past its
+                # LIMIT in intake's sweep), so the keys are read, then deleted.
+                found = session.execute(batch.with_for_update(skip_locked=True, of=table)).all()
                 if not found:
                     break
-                n = session.execute(
-                    delete(t).where(key.in_([tuple(r) for r in found]))).rowcount
+                picked = [tuple(r) for r in found] if len(key) > 1 else [r[0] for r in found]
+                n = session.execute(delete(table).where(target.in_(picked))).rowcount
             else:
-                n = session.execute(delete(t).where(key.in_(batch), old)).rowcount
+                # One statement: it takes SQLite's write lock at once (a read followed by a
+                # write can fail with a stale WAL snapshot when another process wrote between).
+                n = session.execute(delete(table).where(target.in_(batch), condition)).rowcount
             uow.commit()
         deleted += n
-        if n < windows.batch_size:
+        if n < batch_size:
             break
         pause()
     return deleted
 
 
-__all__ = ["RetentionConfigError", "Windows", "count", "delete_published", "prune", "sweep",
-           "sweep_interval", "windows_from"]
+__all__ = ["RetentionConfigError", "Windows", "count", "delete_in_batches", "delete_published",
+           "prune", "sweep", "sweep_interval", "windows_from"]

@@ -41,14 +41,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
-from sqlalchemy import and_, delete, exists, func, not_, or_, select, tuple_
+from sqlalchemy import and_, exists, func, not_, or_, select
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool
 
 from services.intake.db import complaints, idempotency, media_downloads
 from services.intake.handlers import CLOSED
 from shared.db import UnitOfWork, make_engine
-from shared.retention import RetentionConfigError, Setting, setting_value
+from shared.retention import RetentionConfigError, Setting, delete_in_batches, setting_value
 
 log = logging.getLogger(__name__)
 
@@ -207,36 +207,8 @@ def _count(uow_factory, rule: Rule, cutoff: datetime) -> int:
 
 
 def _delete(uow_factory, rule: Rule, cutoff: datetime, windows: Windows, pause) -> int:
-    table = _table(rule)
-    target = tuple_(*rule.key) if len(rule.key) > 1 else rule.key[0]
-    deleted = 0
-    for _ in range(windows.max_batches):
-        with uow_factory() as uow:
-            session = uow.session
-            batch = select(*rule.key).where(rule.condition(cutoff)).limit(windows.batch_size)
-            if session.get_bind().dialect.name == "postgresql":
-                # Lock the batch first, skipping rows another replica (or a request) holds;
-                # they are left for the next sweep. A `pk IN (SELECT ... LIMIT n)` subquery is
-                # not reliably evaluated once by PostgreSQL (one statement deleted past its
-                # LIMIT here), so the keys are read, then deleted.
-                found = session.execute(
-                    batch.with_for_update(skip_locked=True, of=table)).all()
-                if not found:
-                    break
-                picked = [tuple(r) for r in found] if len(rule.key) > 1 else [r[0] for r in found]
-                n = session.execute(delete(table).where(target.in_(picked))).rowcount
-            else:
-                # One statement: it takes SQLite's write lock at once (a read followed by a
-                # write can fail with a stale WAL snapshot when another process wrote between).
-                n = session.execute(
-                    delete(table).where(target.in_(batch), rule.condition(cutoff))).rowcount
-            uow.commit()
-        deleted += n
-        if n < windows.batch_size:
-            break
-        pause()
-    return deleted
-
+    return delete_in_batches(uow_factory, rule.key, rule.condition(cutoff), windows.batch_size,
+                             windows.max_batches, pause)
 
 __all__ = ["DELETED", "Outcome", "RetentionConfigError", "Windows", "describe", "prune", "sweep",
            "windows_from"]

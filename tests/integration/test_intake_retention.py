@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
-from support.databases import execute, rows
+from support.databases import execute, rows, rows_locked
 from support.intake_channels import intake_config, signed, whatsapp_text
 from support.wait import wait_for
 
@@ -203,17 +203,11 @@ def test_one_sweep_deletes_at_most_its_batches_and_the_next_one_goes_on(db_url):
 def test_a_row_locked_elsewhere_is_skipped_not_waited_for_on_postgresql(pg_urls):
     url = pg_urls["intake"]
     execute(url, *(record("whatsapp", f"msg:{i}", timedelta(days=9)) for i in range(5)))
-    holder = create_engine(url)
-    try:
-        with holder.connect() as conn:
-            conn.execute(text("SELECT 1 FROM idempotency WHERE key = 'msg:3' FOR UPDATE"))
-            # Without SKIP LOCKED the sweep would wait here; lock_timeout turns that wait into
-            # an error instead of a hung test.
-            outcome = sweep(url, retention.Windows(batch_size=2),
-                            connect_args={"options": "-c lock_timeout=3000"})
-            conn.rollback()
-    finally:
-        holder.dispose()
+    with rows_locked(url, "SELECT 1 FROM idempotency WHERE key = 'msg:3' FOR UPDATE"):
+        # Without SKIP LOCKED the sweep would wait here; lock_timeout turns that wait into
+        # an error instead of a hung test.
+        outcome = sweep(url, retention.Windows(batch_size=2),
+                        connect_args={"options": "-c lock_timeout=3000"})
 
     assert outcome.by_table["idempotency"] == 4
     assert keys(url) == [("whatsapp", "msg:3")]

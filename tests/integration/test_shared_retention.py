@@ -7,9 +7,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import event, select
 from sqlalchemy.orm import sessionmaker
-from support.databases import execute, rows
+from support.databases import execute, rows, rows_locked
 from support.wait import wait_for
 
 from services.cli import SERVICES_DIR
@@ -145,18 +145,12 @@ def test_a_row_locked_elsewhere_is_skipped_not_waited_for_on_postgresql(pg_urls)
     url = pg_urls["intake"]
     execute(url, *(outbox_row(f"o{i}", 9 * D, published_ago=8 * D) for i in range(5)),
             *(processed_row(f"p{i}", 40 * D) for i in range(5)))
-    holder = create_engine(url)
-    try:
-        with holder.connect() as conn:
-            conn.execute(text("SELECT 1 FROM outbox WHERE event_id = 'o3' FOR UPDATE"))
-            conn.execute(text("SELECT 1 FROM processed_events WHERE event_id = 'p1' FOR UPDATE"))
-            # Without SKIP LOCKED the sweep would wait here; lock_timeout turns that wait into
-            # an error instead of a hung test.
-            deleted = sweep(url, retention.Windows(batch_size=2),
-                            connect_args={"options": "-c lock_timeout=3000"})
-            conn.rollback()
-    finally:
-        holder.dispose()
+    with rows_locked(url, "SELECT 1 FROM outbox WHERE event_id = 'o3' FOR UPDATE",
+                     "SELECT 1 FROM processed_events WHERE event_id = 'p1' FOR UPDATE"):
+        # Without SKIP LOCKED the sweep would wait here; lock_timeout turns that wait into
+        # an error instead of a hung test.
+        deleted = sweep(url, retention.Windows(batch_size=2),
+                        connect_args={"options": "-c lock_timeout=3000"})
 
     assert deleted == {"outbox": 4, "processed_events": 4}
     assert (outbox_ids(url), processed_ids(url)) == (["o3"], ["p1"])

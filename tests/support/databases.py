@@ -2,6 +2,7 @@
 
 import os
 import uuid
+from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
 
@@ -75,3 +76,18 @@ def execute(url: str, *statements) -> None:
         for statement in statements:
             conn.execute(statement)
     engine.dispose()
+
+
+@contextmanager
+def rows_locked(url: str, *selects: str):
+    """While the block runs, another connection holds the row locks of `selects` (each a
+    `SELECT ... FOR UPDATE`); released when it ends."""
+    holder = create_engine(url)
+    try:
+        with holder.connect() as conn:
+            for select in selects:
+                conn.execute(text(select))
+            yield
+            conn.rollback()
+    finally:
+        holder.dispose()
