@@ -136,8 +136,14 @@ def error_response(status, code, message, details=None, headers=None) -> Respons
     return json_response(body, status, headers)
 
 
-def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES):
-    """The request's JSON body, or an HttpError (413, 415, 400) that says what is wrong."""
+def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES, *, typed: bool = False):
+    """The request's JSON body, or an HttpError (413, 415, 400) that says what is wrong.
+
+    A body without a Content-Type is read as JSON unless `typed`: then only a JSON media type is
+    accepted. Cookie-setting endpoints that take no CSRF token (the API sign-in) need it: a
+    cross-site page can send a body with no Content-Type (`fetch` of a Blob, mode `no-cors`)
+    without a CORS preflight, but never one typed `application/json`.
+    """
     length = request.content_length
     if length is not None and length > max_bytes:
         raise HttpError(
@@ -155,7 +161,8 @@ def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES):
             413, "payload_too_large",
             f"Data yang dikirim terlalu besar (maksimal {max_bytes // 1024} KiB).",
         )
-    if request.mimetype not in ("application/json", "") and not request.mimetype.endswith("+json"):
+    accepted = ("application/json",) if typed else ("application/json", "")
+    if request.mimetype not in accepted and not request.mimetype.endswith("+json"):
         raise HttpError(415, "unsupported_media_type", "Data harus dikirim dalam format JSON.")
     try:
         return json.loads(raw.decode("utf-8"))

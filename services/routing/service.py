@@ -394,7 +394,7 @@ class RoutingService:
     @http("POST", "/api/v1/session")
     @endpoint(NAME, "/api/v1/session")
     def api_sign_in(self, request):
-        body = _no_nul(read_json(request))
+        body = _no_nul(read_json(request, typed=True))  # no CSRF token yet: JSON only
         if not isinstance(body, dict):
             raise HttpError(400, "invalid_body", "Data harus berupa objek JSON.")
         refusal = self.login_guard.check(request)

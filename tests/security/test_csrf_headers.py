@@ -137,13 +137,17 @@ def test_api_writes_need_the_csrf_header_and_sign_in_needs_json(world):
             response = desk.post("routing", path, json=body, headers=headers)
             assert (response.status_code, response.json()["error"]["code"]) == (
                 403, "csrf_failed"), (path, bad)
-    # a cross-site form can only send form or text bodies: sign-in refuses them
+    # a cross-site page can send form or text bodies, or one without a type (fetch of a Blob,
+    # mode no-cors) without a preflight: sign-in refuses them all
     for content_type in ("application/x-www-form-urlencoded", "text/plain",
-                         "multipart/form-data; boundary=x"):
+                         "multipart/form-data; boundary=x", None):
         response = world["anon"].post(
-            "routing", "/api/v1/session", headers={"Content-Type": content_type},
+            "routing", "/api/v1/session",
+            headers={} if content_type is None else {"Content-Type": content_type},
             data=f'{{"username": "{PERSONAS["desk"][0]}", "password": "{PASSWORD}"}}')
-        assert response.status_code == 415, content_type
+        assert "Content-Type" not in response.request.headers or content_type is not None
+        assert (response.status_code, response.json()["error"]["code"]) == (
+            415, "unsupported_media_type"), content_type
         assert not _set_cookies(response)
     assert _snapshot(world, code, cid) == before
 
