@@ -123,6 +123,11 @@ def to_http_error(exc: Exception) -> HttpError:
     raise exc
 
 
+# What the JSON API tells of an evidence file (attachments.for_page): its links are signed for
+# the session that asked, like the detail page's, and authorised again at every download.
+ATTACHMENT_FIELDS = ("name", "size", "media_type", "kind", "url", "thumb_url")
+
+
 def complaint_json(row: dict, registry: Registry, actor: Actor, timeline=None) -> dict:
     unit = registry.get(row["unit_code"])
     out = {

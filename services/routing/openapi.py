@@ -87,6 +87,19 @@ class TimelineEntry(Schema):
     text = fields.String(required=True, allow_none=True)
 
 
+class Attachment(Schema):
+    name = fields.String(required=True)
+    size = fields.Integer(required=True, metadata={"description": "bytes"})
+    media_type = fields.String(required=True)
+    kind = fields.String(required=True, metadata={
+        "description": "image, audio, video or document"})
+    url = fields.String(required=True, metadata={
+        "description": "path of the file on routing, signed for this session (the session "
+                       "cookie is needed too); 404 for anyone who may not see the complaint"})
+    thumb_url = fields.String(required=True, allow_none=True, metadata={
+        "description": "a small JPEG of an image (null for other kinds)"})
+
+
 class ComplaintDetail(ComplaintSummary):
     reason = fields.String(required=True, allow_none=True)
     public_response = fields.String(required=True, allow_none=True)
@@ -97,6 +110,8 @@ class ComplaintDetail(ComplaintSummary):
     actions = fields.List(fields.String(), required=True, metadata={
         "description": "what this person may do now"})
     timeline = fields.List(fields.Nested(TimelineEntry), required=True)
+    attachments = fields.List(fields.Nested(Attachment), required=True, metadata={
+        "description": "the evidence files, oldest first"})
 
 
 class Inbox(Schema):

@@ -452,10 +452,13 @@ class RoutingService:
         try:
             with self.db.session() as session:
                 row, timeline = casework.detail(session, actor, complaint_id)
+                files = attachments.for_page(session, self.evidence, user,
+                                             row["complaint_id"])
         except casework.NotFound as exc:
             raise inbox_web.to_http_error(exc) from None
-        return json_response(inbox_web.complaint_json(row, self.registry.current(), actor,
-                                                      timeline))
+        body = inbox_web.complaint_json(row, self.registry.current(), actor, timeline)
+        body["attachments"] = [{k: f[k] for k in inbox_web.ATTACHMENT_FIELDS} for f in files]
+        return json_response(body)
 
     @http("POST", "/api/v1/inbox/complaints/<string:complaint_id>/actions")
     @endpoint(NAME, "/api/v1/inbox/complaints/actions")

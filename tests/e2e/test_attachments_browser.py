@@ -99,6 +99,13 @@ def test_a_photo_and_a_pdf_reach_the_tracking_page_and_the_unit_but_not_another_
     assert full.headers["x-content-type-options"] == "nosniff"
     assert GPS_IFD not in Image.open(io.BytesIO(full.body())).getexif()
     page.screenshot(path=f"{artifacts_dir}/attachments-inbox.png")
+    # The JSON API lists the same files, with links that work for this session.
+    listed = page.request.get(cluster.url("routing", f"/api/v1/inbox/complaints/{complaint_id}"))
+    files = listed.json()["attachments"]
+    assert [(f["name"], f["kind"], f["media_type"]) for f in files] == [
+        ("atap bocor.jpg", "image", "image/jpeg"), ("kwitansi.pdf", "document", "application/pdf")]
+    assert files[0]["url"] == unit_links[0] and files[1]["thumb_url"] is None
+    assert page.request.get(cluster.url("routing", files[1]["url"])).body() == pdf.read_bytes()
 
     other = browser.new_context(locale="id-ID")
     try:
