@@ -356,6 +356,9 @@ def thumbnail(data: bytes, media_type: str, max_side: int = 240) -> tuple[bytes,
     image = Image.open(io.BytesIO(data))
     if image.size[0] * image.size[1] > 40_000_000:
         raise ValueError("image too large")
+    # A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least this big:
+    # several times less work than decoding a phone photo at full size to shrink it after.
+    image.draft("RGB", (max_side, max_side))
     image.thumbnail((max_side, max_side))
     out = io.BytesIO()
     if image.mode in ("RGBA", "LA", "P"):

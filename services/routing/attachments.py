@@ -8,6 +8,9 @@ DUMAS_STORAGE_BACKEND / DUMAS_S3_* / DUMAS_VAR_DIR settings)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
+from eventlet import patcher, tpool
 from nameko.extensions import DependencyProvider
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -15,6 +18,7 @@ from werkzeug.wrappers import Response
 from services.routing.casework import NotFound, _load
 from services.routing.db import attachments
 from services.routing.domain import lifecycle
+from services.routing.metrics import THUMBNAILS
 from shared import auth
 from shared.db import dialect_insert, utcnow
 from shared.storage import (
@@ -46,6 +50,51 @@ class Tools:
     def __init__(self, config):
         self.blobs = blob_store_from_config(config)
         self.secret = link_secret("routing")
+        self.thumbnails = ThumbnailCache()
+
+
+def _off_the_hub(function, *args):
+    """Run CPU-heavy image work on a native thread when eventlet is in use: decoding a phone
+    photo takes tens of milliseconds, during which no other greenthread of routing (event
+    consumers, the inbox) would run. Pillow releases the GIL while it decodes and resizes."""
+    if patcher.is_monkey_patched("thread"):
+        return tpool.execute(function, *args)
+    return function(*args)
+
+
+class ThumbnailCache:
+    """Inbox thumbnails, made once per process and kept while they fit in `max_bytes` (least
+    recently used dropped first). Blobs are content-addressed, so a thumbnail never goes stale.
+
+    A complaint page shows every image's thumbnail to each person who opens it; without the
+    cache each view read the whole photo from the blob store and decoded it again.
+    """
+
+    def __init__(self, max_bytes: int = 16 * 1024 * 1024, make=thumbnail):
+        self.max_bytes = max_bytes
+        self._make = make
+        self._items: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, sha256: str, media_type: str, load) -> tuple[bytes, str]:
+        """The thumbnail of blob `sha256` (`load()` gives its bytes when it is not cached).
+        Raises ValueError or OSError for what is not a decodable image (nothing cached)."""
+        found = self._items.get(sha256)
+        if found is not None:
+            self._items.move_to_end(sha256)
+            THUMBNAILS.labels("hit").inc()
+            return found
+        made = _off_the_hub(self._make, load(), media_type)
+        THUMBNAILS.labels("made").inc()
+        size = len(made[0])
+        if size <= self.max_bytes:
+            if sha256 not in self._items:  # another greenthread may have made it meanwhile
+                self._items[sha256] = made
+                self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (dropped, _) = self._items.popitem(last=False)
+                self._bytes -= len(dropped)
+        return made
 
 
 _STATEMENTS: dict = {}
@@ -140,17 +189,17 @@ def serve(session, tools: Tools, user: auth.Session | None, complaint_id: str, s
     ).first()
     if found is None:
         raise missing
-    try:
-        data = tools.blobs.get(sha256)
-    except BlobNotFound:
-        raise missing from None
     media_type, name = found.media_type, found.name
-    if small and media_type in IMAGE_MEDIA_TYPES:
-        try:
-            data, media_type = thumbnail(data, media_type)
-        except (ValueError, OSError):
-            raise missing from None
+    try:
+        if small and media_type in IMAGE_MEDIA_TYPES:
+            data, media_type = tools.thumbnails.get(sha256, media_type,
+                                                    lambda: tools.blobs.get(sha256))
+        else:
+            data = tools.blobs.get(sha256)
+    except (BlobNotFound, ValueError, OSError):
+        raise missing from None
     return Response(data, headers=download_headers(media_type, name))
 
 
-__all__ = ["AttachmentStore", "NotFound", "for_page", "on_added", "on_received", "serve"]
+__all__ = ["AttachmentStore", "NotFound", "ThumbnailCache", "for_page", "on_added", "on_received",
+           "serve"]

@@ -32,3 +32,8 @@ STAGE_CHANGES = Counter(
 INBOX_EXPORTS = Counter(
     "dumas_inbox_exports_total", "Inbox lists exported as CSV, by role.", ["role"]
 )
+THUMBNAILS = Counter(
+    "dumas_inbox_thumbnails_total",
+    "Inbox thumbnails served, by outcome: made (the photo decoded and resized) or hit (cached).",
+    ["outcome"],
+)
