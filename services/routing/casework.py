@@ -7,6 +7,7 @@ append to the audit trail, and stage the event, all in one UnitOfWork.
 """
 
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -269,18 +270,29 @@ def lifecycle_label(role: str) -> str:
 # --- what the complainant does (events from intake) ------------------------------------------
 
 
+@contextmanager
+def _complainant_event(uow_factory, consumer: str, event):
+    """One unit of work for an event the complainant caused (through intake): yields None for
+    a redelivery (claimed before: nothing is done or committed), else (uow, the complaint's row
+    locked, or None when it is not routed here yet); commits when the block ends without an
+    exception, also after a `return` (the claim then records the event as handled)."""
+    with uow_factory() as uow:
+        if not uow.claim(consumer, event.event_id):
+            yield None
+            return
+        yield uow, _load(uow.session, event.data["complaint_id"])
+        uow.commit()
+
+
 def info_added(uow_factory, consumer: str, event, now=None, calendar=None) -> str | None:
     """The complainant answered: resume the clocks and go back to in_progress."""
     data = event.data
     now = now or utcnow()
-    with uow_factory() as uow:
-        if not uow.claim(consumer, event.event_id):
+    with _complainant_event(uow_factory, consumer, event) as claimed:
+        if claimed is None or claimed[1] is None:  # a redelivery; not routed here (yet)
             return None
+        uow, row = claimed
         s = uow.session
-        row = _load(s, data["complaint_id"])
-        if row is None:
-            uow.commit()  # not routed here (yet): nothing to resume
-            return None
         outcome = "noted"
         if row["status"] in lifecycle.INFO_ADDED_FROM:
             seq = row["seq"] + 1
@@ -295,18 +307,17 @@ def info_added(uow_factory, consumer: str, event, now=None, calendar=None) -> st
               before={"status": row["status"]},
               after={"status": "in_progress" if outcome == "resumed" else row["status"]},
               text=data["text"], at=now)
-        uow.commit()
     return outcome
 
 
 def rated(uow_factory, consumer: str, event, now=None) -> bool:
     data = event.data
     now = now or utcnow()
-    with uow_factory() as uow:
-        if not uow.claim(consumer, event.event_id):
+    with _complainant_event(uow_factory, consumer, event) as claimed:
+        if claimed is None:
             return False
+        uow, row = claimed
         s = uow.session
-        row = _load(s, data["complaint_id"])
         if row is not None:
             s.execute(
                 update(complaints).where(complaints.c.complaint_id == row["complaint_id"])
@@ -316,7 +327,6 @@ def rated(uow_factory, consumer: str, event, now=None) -> bool:
             audit(s, actor=COMPLAINANT, role=COMPLAINANT, action="rated",
                   complaint_id=row["complaint_id"], unit_code=row["unit_code"],
                   after={"rating": data["rating"]}, text=data.get("comment") or None, at=now)
-        uow.commit()
     return row is not None
 
 
@@ -325,20 +335,16 @@ def reopened(uow_factory, consumer: str, event, category_days=None, now=None,
     """"Not resolved": back to in_progress with a fresh resolution clock."""
     data = event.data
     now = now or utcnow()
-    with uow_factory() as uow:
-        if not uow.claim(consumer, event.event_id):
+    with _complainant_event(uow_factory, consumer, event) as claimed:
+        if claimed is None or claimed[1] is None:
             return None
+        uow, row = claimed
         s = uow.session
-        row = _load(s, data["complaint_id"])
-        if row is None:
-            uow.commit()
-            return None
         if row["status"] not in lifecycle.REOPEN_FROM:
             audit(s, actor=COMPLAINANT, role=COMPLAINANT, action="reopen_refused",
                   complaint_id=row["complaint_id"], unit_code=row["unit_code"],
                   before={"status": row["status"]}, after={"status": row["status"]},
                   text=data["reason"], at=now)
-            uow.commit()
             return "refused"
         days = sla.resolution_working_days(row["category"], category_days)
         seq = row["seq"] + 1
@@ -356,7 +362,6 @@ def reopened(uow_factory, consumer: str, event, category_days=None, now=None,
               text=data["reason"], at=now)
         uow.publish(_action_event("complaint_work_started", row, COMPLAINANT, "in_progress",
                                   seq, now, cause="reopened"))
-        uow.commit()
     return "reopened"
 
 
