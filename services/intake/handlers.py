@@ -146,8 +146,20 @@ def request_hash(payload) -> str:
 # -- idempotency ------------------------------------------------------------------------------
 
 
+def _lone_read(session):
+    """Context manager: the connection for a read that is a fresh session's only statement,
+    in `shared.db.autocommit` (on PostgreSQL one round trip: no BEGIN before it and no ROLLBACK
+    when the session closes); on a session that has begun its transaction, that transaction."""
+    if session.in_transaction():
+        return nullcontext(session.connection())
+    return autocommit(session)
+
+
 def stored_answer(session, scope: str, key: str) -> StoredAnswer | None:
-    row = session.execute(_STORED_ANSWER, {"scope": scope, "key": key}).first()
+    """The answer stored under (scope, key), or None. On a fresh session the SELECT is the
+    whole transaction (`_lone_read`)."""
+    with _lone_read(session) as conn:
+        row = conn.execute(_STORED_ANSWER, {"scope": scope, "key": key}).first()
     if row is None:
         return None
     return StoredAnswer(row.request_hash, row.status_code, json.loads(row.body), row.complaint_id)
@@ -555,8 +567,10 @@ def tracking_page(session, user_code: str) -> dict | None:
 
 
 def contact_for(session, complaint_id: str, box: PersonalDataBox) -> dict | None:
-    """The complainant's contact for notification (RPC); None for anonymous or no contact."""
-    row = session.execute(_CONTACT, {"complaint_id": complaint_id}).first()
+    """The complainant's contact for notification (RPC); None for anonymous or no contact.
+    On a fresh session the SELECT is the whole transaction (`_lone_read`)."""
+    with _lone_read(session) as conn:
+        row = conn.execute(_CONTACT, {"complaint_id": complaint_id}).first()
     return _contact_of(row, box)
 
 
@@ -645,12 +659,16 @@ def apply_status_events(uow_factory, events: list[Event]) -> list[bool]:
     The batch takes a fixed number of statements whatever its size: claim every event, lock
     every complaint, update them, add their history entries (and messages) - the events are
     applied in order in memory, so two events of one complaint in a batch end as if applied one
-    after the other. Per event this was four round trips (claim, lock, update, history); a
-    batch now takes three on PostgreSQL (the updates go with the history entries), four on
-    SQLite, besides its BEGIN and COMMIT; a batch of one on PostgreSQL two (its claim and lock
-    are one statement)."""
+    after the other. On PostgreSQL (psycopg2) the whole transaction is TWO round trips, whatever
+    the batch size: `BEGIN` with the claim and the lock, then the writes with `COMMIT` (a
+    message-carrying event adds one). SQLite and other drivers: the claim, the lock, the
+    updates and the history entries as four statements in an ordinary transaction."""
     with uow_factory() as uow:
-        applied = _apply_statuses(uow, events)
+        connection = uow.session.connection()
+        if connection.dialect.driver == "psycopg2":
+            applied = _apply_statuses_pg(uow, events)
+        else:
+            applied = _apply_statuses(uow, connection, events)
         uow.commit()
     return applied
 
@@ -664,13 +682,46 @@ _LOCK_STATES = (
     .with_for_update()
 )
 _UPDATE_STATE = _UPDATE_COMPLAINT.values({c: bindparam(c) for c in _STATE})
-# PostgreSQL: the lock, and every complaint's update with every history entry as ONE round trip
-# (values as arrays; an executemany is one round trip per row with psycopg2).
-_PG_LOCK_STATES = (
-    'SELECT id, ' + ", ".join(f'"{col}"' for col in _STATE)
-    + ' FROM "complaints" WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE'
-)
+# PostgreSQL (session 7): the transaction in TWO round trips instead of four (a batch of one)
+# or five (psycopg2's BEGIN, claim, lock, write, COMMIT). The connection is in psycopg2's
+# autocommit mode (UnitOfWork.autocommit) and the query strings open and close the transaction
+# themselves, as notification's plan does: (1) `BEGIN`, then ONE statement that claims every
+# event and, once something was claimed (the EXISTS: the lock waits for the claim, as with two
+# statements), locks the batch's complaints in id order (batches never deadlock each other),
+# and returns the claimed event ids with those complaints' states; the events are applied in
+# memory; (2) the updates and history entries with `COMMIT`. A complaint of a claimed event
+# that is not ours comes back without a row (UnknownComplaint: the block rolls the claims back
+# with an explicit ROLLBACK). Nothing claimed (a redelivery): nothing locked, `COMMIT` alone.
+# A complaint whose only event in the batch is a redelivery is locked too (until the COMMIT)
+# but not written: locking only the claimed events' complaints (a join on the claim) cost the
+# server ~12 % more per event (bench/intake_cpu_s7.py, batch 10).
 _HISTORY = ("complaint_id", "status", "seq", "at", "unit_code", "unit_name")
+_PG_CLAIMED_AND_LOCKED = (
+    "SELECT (SELECT array_agg(event_id) FROM claimed) AS claimed, locked.* "
+    "FROM (SELECT 1) AS one LEFT JOIN locked ON true"
+)
+_PG_LOCKED = ("locked AS (SELECT id, " + ", ".join(f'"{col}"' for col in _STATE)
+              + ' FROM "complaints" ')
+_PG_CLAIM_AND_LOCK = (
+    "BEGIN; "
+    'WITH claimed AS (INSERT INTO "processed_events" (consumer, event_id, processed_at) '
+    "SELECT %(consumer)s, unnest(%(event_ids)s::varchar[]), %(now)s "
+    "ON CONFLICT DO NOTHING RETURNING event_id), "
+    + _PG_LOCKED + "WHERE id = ANY(%(complaint_ids)s::varchar[]) "
+    "AND EXISTS (SELECT FROM claimed) ORDER BY id FOR UPDATE) " + _PG_CLAIMED_AND_LOCKED
+)
+# One event (a batch of one, as below ~10 events a second): VALUES and `id =` instead of the
+# arrays (session 5's form; the first batch form of session 7 cost the server ~0.1 ms more
+# per event at batch 1 in bench/hop_cpu.py).
+_PG_CLAIM_AND_LOCK_ONE = (
+    "BEGIN; "
+    'WITH claimed AS (INSERT INTO "processed_events" (consumer, event_id, processed_at) '
+    "VALUES (%(consumer)s, %(event_ids)s, %(now)s) ON CONFLICT DO NOTHING RETURNING event_id), "
+    + _PG_LOCKED + "WHERE id = %(complaint_ids)s AND EXISTS (SELECT FROM claimed) FOR UPDATE) "
+    + _PG_CLAIMED_AND_LOCKED
+)
+# Every complaint's update with every history entry (values as arrays: an executemany is one
+# round trip per row with psycopg2).
 _PG_WRITE_STATES = (
     'UPDATE "complaints" AS c SET '
     + ", ".join(f'"{col}" = v."{col}"' for col in _STATE)
@@ -682,7 +733,7 @@ _PG_WRITE_STATES = (
     'INSERT INTO "status_history" (' + ", ".join(f'"{col}"' for col in _HISTORY) + ") "
     "SELECT * FROM unnest(%(h_complaint_id)s::varchar[], %(h_status)s::varchar[], "
     "%(h_seq)s::int[], %(h_at)s::timestamptz[], %(h_unit_code)s::varchar[], "
-    "%(h_unit_name)s::varchar[])"
+    "%(h_unit_name)s::varchar[]); "
 )
 # One complaint (a batch of one, as below ~10 events a second): the plain forms, which the
 # server plans and runs in about half the time of the unnest join (session 5).
@@ -690,80 +741,56 @@ _PG_WRITE_STATE = (
     'UPDATE "complaints" SET ' + ", ".join(f'"{col}" = %({col})s' for col in _STATE)
     + " WHERE id = %(id)s; "
     'INSERT INTO "status_history" (' + ", ".join(f'"{col}"' for col in _HISTORY) + ") VALUES ("
-    + ", ".join(f"%(h_{col})s" for col in _HISTORY) + ")"
+    + ", ".join(f"%(h_{col})s" for col in _HISTORY) + "); "
 )
-# The claim without SQLAlchemy's statement machinery (its cache key and result set-up per
-# execution were ~a third of a one-event batch's client CPU).
-_PG_CLAIM = (
-    'INSERT INTO "processed_events" (consumer, event_id, processed_at) {} '
-    "ON CONFLICT DO NOTHING RETURNING event_id"
-)
-_PG_CLAIM_ONE = _PG_CLAIM.format("VALUES (%(consumer)s, %(event_ids)s, %(now)s)")
-_PG_CLAIM_MANY = _PG_CLAIM.format(
-    "SELECT %(consumer)s, unnest(%(event_ids)s::varchar[]), %(now)s")
 _CLAIMS: dict = {}
-# A batch of one on PostgreSQL: the claim and the lock as ONE statement (one round trip less).
-# No row: the event was processed before (a redelivery), nothing locked. A row whose `id` is
-# NULL: claimed, but the complaint is not ours (UnknownComplaint rolls the claim back). The
-# lock is taken only once the claim succeeded (the EXISTS), as with two statements.
-_PG_CLAIM_AND_LOCK_ONE = (
-    'WITH claimed AS (INSERT INTO "processed_events" (consumer, event_id, processed_at) '
-    "VALUES (%(consumer)s, %(event_id)s, %(now)s) ON CONFLICT DO NOTHING RETURNING event_id), "
-    "locked AS (SELECT id, " + ", ".join(f'"{col}"' for col in _STATE)
-    + ' FROM "complaints" WHERE id = %(id)s AND EXISTS (SELECT FROM claimed) FOR UPDATE) '
-    "SELECT locked.* FROM claimed LEFT JOIN locked ON true"
-)
 
 
-def _claim_all(uow: UnitOfWork, connection, event_ids: list[str]) -> set[str]:
-    """Record that intake processes these events; the ids it had not processed yet."""
-    now = datetime.now(UTC)
-    if connection.dialect.name == "postgresql":
-        one = len(event_ids) == 1
-        return set(connection.exec_driver_sql(
-            _PG_CLAIM_ONE if one else _PG_CLAIM_MANY,
-            {"consumer": CONSUMER, "event_ids": event_ids[0] if one else event_ids, "now": now},
-        ).scalars())
-    stmt = _CLAIMS.get(connection.dialect.name)
-    if stmt is None:
-        stmt = _CLAIMS[connection.dialect.name] = (
-            dialect_insert(uow.session, processed_events).on_conflict_do_nothing()
-            .returning(processed_events.c.event_id)
-        )
-    rows = [{"consumer": CONSUMER, "event_id": e, "processed_at": now} for e in event_ids]
-    return set(connection.execute(stmt, rows if len(rows) > 1 else rows[0]).scalars())
+def _claimed_of(events: list[Event], claimed: set[str]) -> list[bool]:
+    """Per event, whether to apply it: claimed now, and its first copy in the batch (a copy of
+    an event in the same batch is a redelivery, like one in a later batch)."""
+    todo = []
+    for event in events:
+        todo.append(event.event_id in claimed)
+        claimed.discard(event.event_id)
+    return todo
 
 
-def _apply_statuses(uow: UnitOfWork, events: list[Event]) -> list[bool]:
-    connection = uow.session.connection()
-    on_postgresql = connection.dialect.name == "postgresql"
-    if on_postgresql and len(events) == 1:
-        applying = events
-        ids = [events[0].data["complaint_id"]]
-        found = connection.exec_driver_sql(_PG_CLAIM_AND_LOCK_ONE, {
-            "consumer": CONSUMER, "event_id": events[0].event_id, "now": datetime.now(UTC),
-            "id": ids[0],
-        }).first()
-        if found is None:
-            return [False]
-        state = {} if found.id is None else {found.id: dict(found._mapping)}
-        todo = [True]
-    else:
-        claimed = _claim_all(uow, connection, list(dict.fromkeys(e.event_id for e in events)))
-        todo = []
-        for event in events:
-            # a copy of an event in the same batch is a redelivery, like one in a later batch
-            todo.append(event.event_id in claimed)
-            claimed.discard(event.event_id)
+def _apply_statuses_pg(uow: UnitOfWork, events: list[Event]) -> list[bool]:
+    complaint_of = {e.event_id: e.data["complaint_id"] for e in events}  # each event once
+    one = len(complaint_of) == 1
+    with uow.autocommit() as conn:
+        found = conn.exec_driver_sql(_PG_CLAIM_AND_LOCK_ONE if one else _PG_CLAIM_AND_LOCK, {
+            "consumer": CONSUMER, "now": datetime.now(UTC),
+            "event_ids": next(iter(complaint_of)) if one else list(complaint_of),
+            "complaint_ids": next(iter(complaint_of.values())) if one
+            else sorted(set(complaint_of.values())),
+        }).all()
+        todo = _claimed_of(events, set(found[0].claimed or ()))
         applying = [e for e, apply in zip(events, todo, strict=True) if apply]
         if not applying:
+            conn.exec_driver_sql("COMMIT")
             return todo
+        state = {row["id"]: {"id": row["id"], **{c: row[c] for c in _STATE}}
+                 for row in (r._mapping for r in found) if row["id"] is not None}
+        history, messages = _apply_in_memory(applying, state)
         ids = list(dict.fromkeys(e.data["complaint_id"] for e in applying))
-        if on_postgresql:
-            locked = connection.exec_driver_sql(_PG_LOCK_STATES, {"ids": ids})
+        if messages:
+            conn.execute(_INSERT_MESSAGE, messages if len(messages) > 1 else messages[0])
+        if len(ids) == len(history) == 1:
+            params = dict(state[ids[0]])
+            params.update({f"h_{c}": history[0][c] for c in _HISTORY})
+            conn.exec_driver_sql(_PG_WRITE_STATE + "COMMIT", params)
         else:
-            locked = connection.execute(_LOCK_STATES, {"ids": ids})
-        state = {row.id: dict(row._mapping) for row in locked}
+            params = {"id": ids, **{c: [state[i][c] for i in ids] for c in _STATE}}
+            params.update({f"h_{c}": [h[c] for h in history] for c in _HISTORY})
+            conn.exec_driver_sql(_PG_WRITE_STATES + "COMMIT", params)
+    return todo
+
+
+def _apply_in_memory(applying: list[Event], state: dict) -> tuple[list[dict], list[dict]]:
+    """Apply the events in order to the complaints' states (in place): their history entries
+    and messages. UnknownComplaint when a complaint has no state (not ours)."""
     history, messages = [], []
     for event in applying:
         complaint_id = event.data["complaint_id"]
@@ -772,18 +799,33 @@ def _apply_statuses(uow: UnitOfWork, events: list[Event]) -> list[bool]:
             # Not ours (another intake database?): a permanent condition, not worth retries.
             raise UnknownComplaint(complaint_id)
         history.append(_apply_status(row, event, messages))
-    if on_postgresql and len(ids) == len(history) == 1:
-        params = {"id": ids[0], **state[ids[0]]}
-        params.update({f"h_{c}": history[0][c] for c in _HISTORY})
-        connection.exec_driver_sql(_PG_WRITE_STATE, params)
-    elif on_postgresql:
-        params = {"id": ids, **{c: [state[i][c] for i in ids] for c in _STATE}}
-        params.update({f"h_{c}": [h[c] for h in history] for c in _HISTORY})
-        connection.exec_driver_sql(_PG_WRITE_STATES, params)
-    else:
-        connection.execute(_UPDATE_STATE, [{"b_id": i, **{c: state[i][c] for c in _STATE}}
-                                           for i in ids])
-        connection.execute(_INSERT_HISTORY, history)
+    return history, messages
+
+
+def _apply_statuses(uow: UnitOfWork, connection, events: list[Event]) -> list[bool]:
+    """SQLite and other drivers: claim, lock, update, history in the unit of work's
+    transaction."""
+    now = datetime.now(UTC)
+    stmt = _CLAIMS.get(connection.dialect.name)
+    if stmt is None:
+        stmt = _CLAIMS[connection.dialect.name] = (
+            dialect_insert(uow.session, processed_events).on_conflict_do_nothing()
+            .returning(processed_events.c.event_id)
+        )
+    rows = [{"consumer": CONSUMER, "event_id": e, "processed_at": now}
+            for e in dict.fromkeys(e.event_id for e in events)]
+    claimed = set(connection.execute(stmt, rows if len(rows) > 1 else rows[0]).scalars())
+    todo = _claimed_of(events, claimed)
+    applying = [e for e, apply in zip(events, todo, strict=True) if apply]
+    if not applying:
+        return todo
+    ids = list(dict.fromkeys(e.data["complaint_id"] for e in applying))
+    state = {row.id: dict(row._mapping)
+             for row in connection.execute(_LOCK_STATES, {"ids": ids})}
+    history, messages = _apply_in_memory(applying, state)
+    connection.execute(_UPDATE_STATE, [{"b_id": i, **{c: state[i][c] for c in _STATE}}
+                                       for i in ids])
+    connection.execute(_INSERT_HISTORY, history)
     if messages:
         connection.execute(_INSERT_MESSAGE, messages if len(messages) > 1 else messages[0])
     return todo

@@ -1,12 +1,14 @@
 """A transaction that is one statement is one round trip on PostgreSQL (UnitOfWork.autocommit):
 no `BEGIN` before it and no `COMMIT`/`ROLLBACK` after it, counted by the server itself
 (pg_stat_statements in a private database: psycopg2 sends those without any SQLAlchemy event),
-for intake's submit and get_contacts and routing's batched consumer; a failure in the middle
+for intake's submit, get_contacts and lone reads and routing's batched consumer (and intake's
+routed statuses: two round trips, BEGIN and COMMIT inside them); a failure in the middle
 of the statement leaves nothing behind; the connection goes back to the pool as it came; and
 on SQLite the same code is an ordinary transaction."""
 
 import uuid
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import create_engine, event, func, select, text
@@ -24,6 +26,7 @@ from services.routing import db as routing_db
 from services.routing import handlers as routing
 from services.routing import registry_store
 from services.routing.commands import seed_registry
+from shared.contracts import build_event, load_event
 from shared.db import UnitOfWork, autocommit, make_engine
 from shared.migrate import upgrade
 
@@ -325,6 +328,137 @@ def test_get_contacts_is_one_select_without_begin_or_rollback(intake_store):
         assert executes.count == 1
         assert server.kinds() == {"SELECT": 1}
         assert pooled_connection_is_clean(engine)
+
+
+@pytest.mark.parametrize("read", ["stored_answer", "contact_for"])
+def test_a_lone_read_on_a_fresh_session_is_one_select_without_begin_or_rollback(intake_store,
+                                                                                 read):
+    engine, uow, _wakes, server = intake_store
+    accepted = intake.submit_complaint(uow, submission(), box=BOX, idempotent=idempotent())
+
+    def run(session):
+        if read == "stored_answer":
+            return intake.stored_answer(session, "api:k1", "kunci-1").complaint_id
+        return intake.contact_for(session, accepted.complaint_id, BOX)["name"]
+
+    with Session(engine) as session:
+        run(session)  # compiles
+    executes = Executes(engine)
+    if server:
+        server.reset()
+
+    with Session(engine) as session:  # as the service does: a fresh session, closed after
+        found = run(session)
+    # a session that has run a statement already: the read joins its transaction
+    with Session(engine) as session:
+        session.execute(select(1))
+        assert run(session) == found
+
+    assert found == (accepted.complaint_id if read == "stored_answer" else "Siti Aminah")
+    if server:
+        assert executes.count == 3
+        ran = server.kinds()
+        assert (ran.get("SELECT"), ran.get("BEGIN"), ran.get("ROLLBACK")) == (3, 1, 1), ran
+        assert pooled_connection_is_clean(engine)
+
+
+# -- intake: routed statuses ----------------------------------------------------------------
+
+
+def routed(accepted_or_id, seq=1):
+    complaint_id = getattr(accepted_or_id, "complaint_id", accepted_or_id)
+    now = datetime.now(UTC)
+    return load_event(build_event("complaint_routed", {
+        "complaint_id": complaint_id, "tracking_code": "DMS-AAAA-BBBB-CCCC",
+        "unit_code": "kua-merigi", "unit_name": "KUA Kecamatan Merigi", "unit_type": "kua",
+        "stage": "pilot", "rule": "kua_kecamatan", "reason": "wilayah",
+        "category": "nikah_rujuk", "channel": "web", "confidentiality": "public",
+        "contact_channels": ["email"], "routed_at": now, "due_at": now, "status": "routed",
+        "seq": seq,
+    }, correlation_id=complaint_id))
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_a_batch_of_routed_statuses_is_two_round_trips(intake_store, size):
+    """BEGIN with the claim and the lock, then the writes with COMMIT: the transaction's
+    control statements travel in the query strings, not in round trips of their own."""
+    engine, uow, wakes, server = intake_store
+    intake.apply_status_events(uow, [routed(intake.submit_complaint(uow, submission(), box=BOX))
+                                     for _ in range(size)])  # compiles
+    events = [routed(intake.submit_complaint(uow, submission(), box=BOX)) for _ in range(size)]
+    wakes.clear()
+    executes = Executes(engine)
+    if server:
+        server.reset()
+
+    assert intake.apply_status_events(uow, [*events, events[0]]) == [True] * size + [False]
+
+    assert wakes == []
+    if server:
+        assert executes.count == 2
+        ran = server.kinds()
+        assert (ran.get("BEGIN"), ran.get("COMMIT"), ran.get("ROLLBACK")) == (1, 1, None), ran
+        assert pooled_connection_is_clean(engine)
+        # a redelivery of the whole batch: BEGIN with the claim, then COMMIT
+        executes.count = 0
+        server.reset()
+        assert intake.apply_status_events(uow, events) == [False] * size
+        assert executes.count == 2
+        ran = server.kinds()
+        assert (ran.get("BEGIN"), ran.get("COMMIT"), ran.get("ROLLBACK")) == (1, 1, None), ran
+    with Session(engine) as s:
+        statuses = s.execute(select(intake_db.complaints.c.status).where(
+            intake_db.complaints.c.id.in_([e.data["complaint_id"] for e in events]))).scalars()
+        assert list(statuses) == ["routed"] * size
+        assert s.scalar(select(func.count()).select_from(intake_db.status_history).where(
+            intake_db.status_history.c.status == "routed")) == 2 * size
+
+
+@pytest.mark.parametrize("failure", ["unknown complaint", "history insert"])
+def test_a_routed_batch_that_fails_leaves_nothing_and_a_clean_connection(pg_templates,
+                                                                          failure):
+    url = private_database(pg_templates, "intake")
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    factory = sessionmaker(engine, expire_on_commit=False)
+
+    def uow():
+        return UnitOfWork(factory, intake_db.outbox, intake_db.processed_events)
+
+    try:
+        known = [intake.submit_complaint(uow, submission(), box=BOX) for _ in range(2)]
+        for batch in ([routed(known[0])], [routed(known[1])]):
+            intake.apply_status_events(uow, batch)  # compiles both forms
+        events = [routed(k, seq=2) for k in known]
+        tables = (intake_db.processed_events, intake_db.status_history, intake_db.complaints)
+        if failure == "unknown complaint":
+            events.append(routed(str(uuid.uuid4())))
+            error = intake.UnknownComplaint
+        else:
+            fail_inserts_into(engine, "status_history")
+            error = Exception
+        before = counts(engine, *tables)
+        server = ServerStatements(url)
+        try:
+            for batch in (events, events[:1]) if failure != "unknown complaint" else (
+                    events, events[2:]):
+                server.reset()
+                with pytest.raises(error):
+                    intake.apply_status_events(uow, batch)
+                assert server.kinds().get("ROLLBACK") == 1
+                assert counts(engine, *tables) == before
+                assert pooled_connection_is_clean(engine)
+        finally:
+            server.engine.dispose()
+        if failure == "history insert":
+            with engine.begin() as conn:
+                conn.exec_driver_sql("DROP TRIGGER refuse ON status_history")
+        # nothing was kept: the events apply when they come again
+        assert intake.apply_status_events(uow, events[:2]) == [True, True]
+        with Session(engine) as s:
+            assert list(s.execute(select(intake_db.complaints.c.last_seq)).scalars()) == [2, 2]
+    finally:
+        engine.dispose()
+        databases.drop_all([url])
 
 
 # -- routing: the batched consumer ----------------------------------------------------------
