@@ -12,6 +12,12 @@ time. CPU time, not wall time, because the machine is shared.
 `handlers.record_many` up to N events at a time, gathered per event type as reporting's batch
 consumers gather them from their queues (one queue per event type). Default: 1, 20 and 50.
 
+`--flow` records instead the events the full flow gives reporting per complaint (received,
+routed, two `notification_sent`), all received today, interleaved as they arrive (the routing one
+complaint behind, the notifications five behind), batches formed in arrival order as reporting's
+one batch group (`all_events`) forms them; `--profile FILE` writes a cProfile (clock:
+time.process_time) of the timed recording to FILE.
+
 `--service` measures the reporting service itself instead (`nameko run` of the tree on
 PYTHONPATH, its own vhost and database): once it answers /health, the events are published to
 its queues at once (a backlog, as at maximum load) and it runs until every event is stored;
@@ -70,7 +76,43 @@ def queue_batches(events, size: int) -> list[list]:
     return out
 
 
-def measure(dbs: Databases, events: list, batch: int) -> dict:
+def flow_events(complaints: int) -> list[dict]:
+    """The envelopes the full flow sends reporting: per complaint received, routed and two
+    notification_sent (unit and complainant), received today, in the order they arrive."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    per_complaint = []
+    for i, story in enumerate(stories(complaints, seed=11, start=date(2026, 1, 5), days=365)):
+        at = now + timedelta(seconds=i)
+        received = {**story[0][1], "received_at": at}
+        routed = next(d for t, d in story if t == "complaint_routed")
+        routed = {**routed, "routed_at": at + timedelta(seconds=1)}
+        sent = next(d for t, d in story if t == "notification_sent")
+        sent = {**sent, "sent_at": at + timedelta(seconds=2)}
+        per_complaint.append([
+            ("complaint_received", received), ("complaint_routed", routed),
+            ("notification_sent", sent),
+            ("notification_sent", {**sent, "delivery_id": f"{sent['delivery_id']}-c",
+                                   "audience": "complainant"})])
+    order = []
+    for i in range(complaints + 5):
+        if i < complaints:
+            order.append(per_complaint[i][0])
+        if 0 <= i - 1 < complaints:
+            order.append(per_complaint[i - 1][1])
+        if 0 <= i - 5 < complaints:
+            order.extend(per_complaint[i - 5][2:])
+    return [build_event(t, d, correlation_id=str(d["complaint_id"])) for t, d in order]
+
+
+def group_batches(events, size: int) -> list[list]:
+    """The batches one batch group forms under load: arrival order, `size` at a time."""
+    return [events[i:i + size] for i in range(0, len(events), size)]
+
+
+def measure(dbs: Databases, events: list, batch: int, flow: bool = False,
+            profile: str | None = None) -> dict:
     url = dbs.create(f"reporting_cpu_b{batch}")
     engine = None
     try:
@@ -89,7 +131,8 @@ def measure(dbs: Databases, events: list, batch: int) -> dict:
                 handlers.record_many(uow, chunk)
 
         warm, rest = events[:200], events[200:]
-        for chunk in queue_batches(warm, batch):  # statement caches, connection, first pages
+        batches = group_batches if flow else queue_batches
+        for chunk in batches(warm, batch):  # statement caches, connection, first pages
             record(chunk)
         with engine.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
@@ -99,11 +142,22 @@ def measure(dbs: Databases, events: list, batch: int) -> dict:
                 fields = fh.read().rsplit(")", 1)[1].split()
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-        chunks = queue_batches(rest, batch)
+        chunks = batches(rest, batch)
+        profiler = None
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile(time.process_time)
         b0, c0, w0 = backend_cpu(), time.process_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         for chunk in chunks:
             record(chunk)
+        if profiler is not None:
+            profiler.disable()
         c1, w1, b1 = time.process_time(), time.perf_counter(), backend_cpu()
+        if profiler is not None:
+            profiler.dump_stats(f"{profile}.b{batch}")
         n = len(rest)
         return {"batch": batch, "events": n, "transactions": len(chunks) if batch > 1 else n,
                 "client_cpu_ms": round(1000 * (c1 - c0) / n, 3),
@@ -229,16 +283,20 @@ def measure_service(envelopes: list[dict], batch: int, rate: float | None = None
 
 
 def main(complaints: int = 300, batches=(1, 20, 50), service: bool = False,
-         rate: float | None = None, wait_ms: float | None = None) -> list[dict]:
-    envelopes = [build_event(t, d, correlation_id=str(d["complaint_id"]))
-                 for story in stories(complaints, seed=11, start=date(2026, 1, 5), days=365)
-                 for t, d in story]
+         rate: float | None = None, wait_ms: float | None = None, flow: bool = False,
+         profile: str | None = None) -> list[dict]:
+    if flow:
+        envelopes = flow_events(complaints)
+    else:
+        envelopes = [build_event(t, d, correlation_id=str(d["complaint_id"]))
+                     for story in stories(complaints, seed=11, start=date(2026, 1, 5), days=365)
+                     for t, d in story]
     if service:
         return [measure_service(envelopes, b, rate, wait_ms) for b in batches]
     events = [load_event(e) for e in envelopes]
     dbs = Databases()
     try:
-        return [measure(dbs, events, b) for b in batches]
+        return [measure(dbs, events, b, flow, profile) for b in batches]
     finally:
         dbs.close()
 
@@ -253,7 +311,10 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float,
                         help="with --service: publish this many events per second instead")
     parser.add_argument("--wait", type=float, help="with --service: max wait of a batch, ms")
+    parser.add_argument("--flow", action="store_true",
+                        help="the full flow's four events per complaint, batched as one group")
+    parser.add_argument("--profile", help="cProfile of the timed recording to FILE.b<batch>")
     args = parser.parse_args()
     for row in main(args.complaints, tuple(args.batch or (1, 20, 50)), args.service, args.rate,
-                    args.wait):
+                    args.wait, args.flow, args.profile):
         print(row)

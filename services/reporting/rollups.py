@@ -101,8 +101,17 @@ _PG_LITERAL = {"String": _texts, "Date": _isoformats, "Integer": _ints, "SmallIn
                "Boolean": _bools, "UTCDateTime": _isoformats}
 
 
+_LITERALS: dict = {}
+
+
 def _literal(table, column: str):
-    return _PG_LITERAL[type(table.c[column].type).__name__]
+    # Looked up per column of every write (SQLAlchemy's column lookup costs more than the
+    # dict): kept per table and column.
+    try:
+        return _LITERALS[table.name, column]
+    except KeyError:
+        fn = _LITERALS[table.name, column] = _PG_LITERAL[type(table.c[column].type).__name__]
+        return fn
 
 
 def write_batch(connection, update_statement, updates: list[dict], changes) -> None:
@@ -123,10 +132,20 @@ def write_batch(connection, update_statement, updates: list[dict], changes) -> N
         prefix = _UPSERTS.get("pg-complaints")
         if prefix is None:
             prefix = _UPSERTS["pg-complaints"] = _pg_update_complaints_sql()
-        params = {f"f_{c.name}": _literal(complaints, c.name)([u[c.name] for u in updates])
-                  for c in complaints.c if c.name != "complaint_id"}
+        params = {param: literal([u[name] for u in updates])
+                  for param, name, literal in _complaint_literals()}
         params["f_complaint_id"] = _texts([u["b_complaint_id"] for u in updates])
     add_all(connection, changes, prefix, params)
+
+
+def _complaint_literals() -> tuple:
+    """(parameter, column, literal function) of every complaint column but the id, built once."""
+    found = _UPSERTS.get("pg-complaint-literals")
+    if found is None:
+        found = _UPSERTS["pg-complaint-literals"] = tuple(
+            (f"f_{c.name}", c.name, _literal(complaints, c.name))
+            for c in complaints.c if c.name != "complaint_id")
+    return found
 
 
 def _pg_update_complaints_sql() -> str:

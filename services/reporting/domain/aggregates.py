@@ -285,6 +285,34 @@ def _add_into(rows: dict, key: tuple, values: list[int]) -> None:
     rows[key] = list(values) if row is None else list(map(add, row, values))
 
 
+def _add_each(rows: dict, keys, values: list[int]) -> None:
+    """`_add_into` for every key of `keys` (one call for all the rows of a step)."""
+    get = rows.get
+    for key in keys:
+        row = get(key)
+        rows[key] = list(values) if row is None else list(map(add, row, values))
+
+
+def _add_pairs(rows: dict, old_keys, new_keys, old: list[int], new: list[int]) -> None:
+    """A moved step's rows, the old part's keys and the new part's paired by position: one
+    row (old + new, kept only if not all zeros) where they are equal, else each its part."""
+    net = list(map(add, old, new))
+    changed, old_any, new_any = any(net), any(old), any(new)
+    get = rows.get
+    for old_key, new_key in zip(old_keys, new_keys, strict=True):
+        if old_key == new_key:
+            if changed:
+                row = get(new_key)
+                rows[new_key] = list(net) if row is None else list(map(add, row, net))
+            continue
+        if old_any:
+            row = get(old_key)
+            rows[old_key] = list(old) if row is None else list(map(add, row, old))
+        if new_any:
+            row = get(new_key)
+            rows[new_key] = list(new) if row is None else list(map(add, row, new))
+
+
 def _rollup_sort(item):
     return tuple(x.isoformat() if isinstance(x, date) else x for x in item[0])
 
@@ -296,19 +324,33 @@ _ROW_KEYS: dict[tuple, tuple] = {}
 _ROW_KEYS_MAX = 8192
 
 
+# Per filter set, what `_row_keys` needs of a cube key, worked out once: (filter_dim, the key
+# positions of its values, whether its rows are unstriped, [(dimension, key position, whether
+# that month row is unstriped)] for the dimensions outside the filter).
+_ROW_PLAN = tuple(
+    (filter_name(fdims), tuple(1 + DIMENSIONS.index(d) for d in fdims),
+     bool(_COLD.intersection(fdims)),
+     tuple((dim, 1 + DIMENSIONS.index(dim), bool(_COLD.intersection((*fdims, dim))))
+           for dim in DIMENSIONS if dim not in fdims))
+    for fdims in FILTER_SETS
+)
+
+
 def _row_keys(key: Key, shard: int) -> tuple[tuple, tuple, tuple]:
     cached = _ROW_KEYS.get((key, shard))
     if cached is not None:
         return cached
+    # The keys `_rollup_rows` builds (filters from `_filters`, stripes from `_stripe`), in
+    # the same order.
     day = key[0]
     month = month_of(day)
-    values = dict(zip(DIMENSIONS, key[1:], strict=True))
     days, months, durations = [], [], []
-    for fdims, fdim, fvalue in _filters(key):
-        stripe = _stripe(shard, *fdims)
+    for fdim, positions, cold, month_dims in _ROW_PLAN:
+        fvalue = "|".join([key[i] for i in positions])
+        stripe = 0 if cold else shard
         days.append((fdim, fvalue, day, stripe))
-        months.extend((fdim, fvalue, month, dim, values[dim], _stripe(shard, *fdims, dim))
-                      for dim in DIMENSIONS if dim not in fdims)
+        months.extend((fdim, fvalue, month, dim, key[i], 0 if unstriped else shard)
+                      for dim, i, unstriped in month_dims)
         durations.append((fdim, fvalue, month, stripe))
     if len(_ROW_KEYS) >= _ROW_KEYS_MAX:
         _ROW_KEYS.clear()
@@ -366,14 +408,10 @@ class DeltaSum:
         day_keys, month_keys, duration_keys = _row_keys(key, shard)
         if any(counters):
             _add_into(self._cube, key, counters)
-            days = self._days
-            for row_key in day_keys:
-                _add_into(days, row_key, counters)
+            _add_each(self._days, day_keys, counters)
             narrow = [counters[i] for i in _NARROW]
             if any(narrow):
-                months = self._months
-                for row_key in month_keys:
-                    _add_into(months, row_key, narrow)
+                _add_each(self._months, month_keys, narrow)
         for (measure, wd), n in durations.items():
             if n:
                 _add_into(self._durations, (*key, measure, wd), [n])
@@ -383,17 +421,37 @@ class DeltaSum:
 
     def _add_moved(self, before: Contribution, after: Contribution, shard: int) -> None:
         """A step that moves the complaint to another cube row (routed to another unit, ...):
-        its rows are summed first, so a row both parts touch is written only if it changes."""
-        counter_changes, duration_changes = delta(before, after)
-        for key, changes in counter_changes:
-            _add_into(self._cube, key, [changes[c] for c in COUNTER_COLUMNS])
-        for key, measure, wd, n in duration_changes:
-            _add_into(self._durations, (*key, measure, wd), [n])
-        for target, rows in zip((self._days, self._months, self._rollup_durations),
-                                _rollup_rows(before, after, shard), strict=True):
-            for key, values in rows.items():
+        a row both parts touch gets their sum, written only if it changes; the others get
+        their part. The same rows as `delta` + `_rollup_rows` give, from the cached row keys
+        of both cube keys (every routing of a new complaint takes this path: its unit was not
+        known before)."""
+        old = [-before.counters[c] for c in COUNTER_COLUMNS]
+        new = [after.counters[c] for c in COUNTER_COLUMNS]
+        # The cube: two different keys, nothing to net (as `delta` gives them).
+        for key, counters, sign, part in ((before.key, old, -1, before),
+                                          (after.key, new, 1, after)):
+            if any(counters):
+                _add_into(self._cube, key, counters)
+            for measure, wd in part.durations:
+                _add_into(self._durations, (*key, measure, wd), [sign])
+        old_days, old_months, old_durations = _row_keys(before.key, shard)
+        new_days, new_months, new_durations = _row_keys(after.key, shard)
+        # `_row_keys` lists the rows of both keys in the same order (filter by filter,
+        # dimension by dimension), and a row key holds its filter (and dimension), so two parts
+        # can share a row only at the same position.
+        _add_pairs(self._days, old_days, new_days, old, new)
+        _add_pairs(self._months, old_months, new_months, [old[i] for i in _NARROW],
+                   [new[i] for i in _NARROW])
+        if before.durations or after.durations:
+            durations: dict[tuple, list[int]] = {}
+            for prefixes, sign, part in ((old_durations, -1, before),
+                                         (new_durations, 1, after)):
+                for measure, wd in part.durations:
+                    for fdim, fvalue, month, stripe in prefixes:
+                        _add_into(durations, (fdim, fvalue, month, measure, wd, stripe), [sign])
+            for key, values in durations.items():
                 if any(values):
-                    _add_into(target, key, values)
+                    _add_into(self._rollup_durations, key, values)
 
     def changes(self) -> tuple[list, list, list, list, list]:
         # Key order: the keys' dates compare as their ISO dates do (`_rollup_sort`), and no two

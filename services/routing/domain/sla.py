@@ -19,10 +19,10 @@ Both tables can be overridden per deployment (routing's config `SLA_RESPONSE_DAY
 """
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime, time
 
 from shared.workdays import WIB as WIB  # re-exported for callers that print WIB times
-from shared.workdays import add_working_days
+from shared.workdays import add_working_days, clock_start_day, load_holidays
 
 DEFAULT_RESPONSE_WORKING_DAYS = 3
 RESPONSE_WORKING_DAYS: dict[str, int] = {}
@@ -80,9 +80,40 @@ def deadlines(
     `holidays`: a shared.workdays calendar (None: the office calendar)."""
     response = response_working_days(category, response_overrides)
     resolution = resolution_working_days(category, resolution_overrides)
+    calendar = holidays if holidays is not None else load_holidays()
+    try:
+        hash(calendar)
+    except TypeError:  # a plain set or list of days: counted each time
+        return {
+            "response_warn_at": add_working_days(received_at, warning_days(response), calendar),
+            "response_due_at": add_working_days(received_at, response, calendar),
+            "resolution_warn_at": add_working_days(received_at, warning_days(resolution),
+                                                   calendar),
+            "resolution_due_at": add_working_days(received_at, resolution, calendar),
+        }
+    start = clock_start_day(received_at, calendar)
     return {
-        "response_warn_at": add_working_days(received_at, warning_days(response), holidays),
-        "response_due_at": add_working_days(received_at, response, holidays),
-        "resolution_warn_at": add_working_days(received_at, warning_days(resolution), holidays),
-        "resolution_due_at": add_working_days(received_at, resolution, holidays),
+        "response_warn_at": _due(start, warning_days(response), calendar),
+        "response_due_at": _due(start, response, calendar),
+        "resolution_warn_at": _due(start, warning_days(resolution), calendar),
+        "resolution_due_at": _due(start, resolution, calendar),
     }
+
+
+# add_working_days depends on `received_at` only through the day the clock starts, so the
+# deadlines of a clock start day are counted once (routing's CPU per complaint: four walks of
+# up to 60 working days each). Bounded: cleared when full.
+_DUE: dict[tuple, datetime] = {}
+_DUE_MAX = 4096
+
+
+def _due(start: date, days: int, calendar) -> datetime:
+    key = (start, days, calendar)
+    due = _DUE.get(key)
+    if due is None:
+        if len(_DUE) >= _DUE_MAX:
+            _DUE.clear()
+        # Midnight of a working day starts the clock that same day.
+        due = _DUE[key] = add_working_days(datetime.combine(start, time(0), tzinfo=WIB), days,
+                                           calendar)
+    return due

@@ -275,7 +275,9 @@ def tokens(text: str) -> tuple[str, ...]:
     lowered = _INNER_APOSTROPHE.sub("", lowered)
     words: list[str] = []
     for raw in _NON_WORD.split(lowered):
-        if raw:
+        if raw.isalpha():  # letters only (most words): what _split_raw gives, without regexes
+            words.append(ABBREVIATIONS.get(raw, raw))
+        elif raw:
             words.extend(_split_raw(raw))
     return tuple(_numerals(_canonical_phrases(words)))
 

@@ -176,3 +176,32 @@ def test_reporting_counts_the_days_routing_sets_deadlines_with():
     assert due == wib(2026, 5, 22, 16)  # Mon 18 .. Fri 22
     assert working_days_between(received, due) == 5
     assert working_days_in(date(2026, 5, 13), date(2026, 5, 22)) == 5
+
+
+@pytest.mark.parametrize("calendar", [None, OfficeCalendar(extra=[date(2026, 5, 19)]),
+                                      [date(2026, 5, 19)]], ids=["office", "own", "list"])
+def test_the_deadlines_equal_counting_working_days_from_each_moment(calendar):
+    # deadlines() counts once per day the clock starts; every hour of a week with Kenaikan,
+    # its cuti bersama and a weekend, around closing time too, gives what add_working_days
+    # gives for that very moment.
+    moments = [wib(2026, 5, 11) + timedelta(minutes=m) for m in range(0, 9 * 24 * 60, 37)]
+    moments += [wib(2026, 5, 13, 15, 59), wib(2026, 5, 13, 16), wib(2026, 5, 13, 16, 1)]
+    for moment in moments:
+        for category in ("nikah_rujuk", "haji_umrah", "wakaf"):
+            days = {"response": response_working_days(category),
+                    "resolution": resolution_working_days(category)}
+            expected = {}
+            for clock, n in days.items():
+                expected[f"{clock}_warn_at"] = add_working_days(moment, warning_days(n), calendar)
+                expected[f"{clock}_due_at"] = add_working_days(moment, n, calendar)
+            assert deadlines(category, moment, calendar) == expected, (moment, category)
+            assert deadlines(category, moment.astimezone(UTC), calendar) == expected
+
+
+def test_the_deadlines_follow_the_calendar_the_deployment_switches_to(tmp_path, monkeypatch):
+    received = wib(2026, 2, 6)  # Friday
+    assert deadlines("nikah_rujuk", received)["response_warn_at"] == wib(2026, 2, 10, 16)
+    own = tmp_path / "holidays.yaml"
+    own.write_text("holidays:\n  - {date: 2026-02-10, kind: cuti_bersama, name: Uji}\n")
+    monkeypatch.setenv(HOLIDAYS_FILE_ENV, str(own))
+    assert deadlines("nikah_rujuk", received)["response_warn_at"] == wib(2026, 2, 11, 16)
