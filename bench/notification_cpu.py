@@ -2,7 +2,7 @@
 deliveries sent (files written, rows `sent`, notification_sent events published).
 
     PYTHONPATH=. .venv/bin/python bench/notification_cpu.py [--complaints 400] [--rate 25]
-        [--tree DIR] [--profile FILE] [--phases backlog,paced]
+        [--tree DIR] [--profile FILE] [--phases backlog,paced|none] [--idle-seconds 4]
 
 The service runs exactly as `make bench` runs it (`nameko run --config
 services/notification/config.yaml services.notification.service`: file provider, unit channel
@@ -19,7 +19,8 @@ provider accepted it, and -> its notification_sent staged, when it was marked se
 mean batch sizes of the "mark sent" transactions, get_contacts calls and relay batches). CPU
 figures are utime+stime of the service process (/proc/<pid>/stat) and of the PostgreSQL
 backends serving its database (pg_stat_activity -> /proc), net of the idle CPU measured for
-4 s before the load (timers, outbox polls). CPU time, not wall time, because the machine is shared.
+4 s (`--idle-seconds`) before the load (timers, outbox polls), which is reported too
+(`--phases none`: only that). CPU time, not wall time, because the machine is shared.
 
 `--handlers` measures notification's own code only, in this process without nameko or a broker:
 `handlers.plan` and `handlers.send_leased` for each event (file provider, the address given),
@@ -27,7 +28,8 @@ with the statements and commits per complaint counted.
 
 `--tree DIR` runs the service from another copy of the code (e.g. `git archive HEAD | tar -x -C
 /tmp/rev`) with this same script, for interleaved before/after runs. `--profile FILE` runs the
-service under cProfile with time.process_time as its clock (pstats file written at stop).
+service under cProfile with time.process_time as its clock (pstats file written at stop; the
+start-up and warm-up are cleared from it, SIGUSR1, when the idle measurement starts).
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ def run_service(profile: str | None) -> None:
                 "services.notification.service"]
     prof = cProfile.Profile(time.process_time) if profile else None
     if prof:
+        # SIGUSR1: forget what was profiled so far (the start-up), so that the file shows the
+        # idle period and the phases only.
+        signal.signal(signal.SIGUSR1, lambda *_: prof.clear())
         prof.enable()
     try:
         nameko_main()
@@ -286,7 +291,9 @@ def main() -> dict:
     parser.add_argument("--no-contact", action="store_true",
                         help="complainants left no contact: the unit's delivery only")
     parser.add_argument("--phases", default="backlog,paced",
-                        help="which of backlog,paced to run")
+                        help="which of backlog,paced to run (none: the idle figure only)")
+    parser.add_argument("--idle-seconds", type=float, default=4.0,
+                        help="how long the idle CPU (no load, after the warm-up) is measured")
     args = parser.parse_args()
     if args.role == "service":
         run_service(args.profile)
@@ -380,9 +387,11 @@ def main() -> dict:
             publish(routed_event(i))
         wait_for(2 * warm)
         time.sleep(1)
+        if args.profile:
+            service.send_signal(signal.SIGUSR1)
         a = cpu.read()
         t = time.monotonic()
-        time.sleep(4)
+        time.sleep(args.idle_seconds)
         idle_s, idle_b = Cpu.delta(a, cpu.read())
         idle_s, idle_b = idle_s / (time.monotonic() - t), idle_b / (time.monotonic() - t)
         total = 2 * warm
@@ -431,7 +440,8 @@ def main() -> dict:
                     result[f"{name}_mean"] = round((total_ - total0) / (count - count0), 2)
             return result
 
-        results = {"tree": args.tree, "idle_cpu_ms_per_s": round(1000 * idle_s, 1)}
+        results = {"tree": args.tree, "idle_cpu_ms_per_s": round(1000 * idle_s, 1),
+                   "idle_db_backend_cpu_ms_per_s": round(1000 * idle_b, 1)}
         phases = args.phases.split(",")
         if "backlog" in phases:
             results["backlog"] = phase(args.complaints, None)

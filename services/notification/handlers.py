@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import bindparam, case, func, or_, select, update
@@ -125,14 +125,12 @@ def plan_batch(uow_factory, events: list[Event], settings: Settings, *,
     slots given back); the consumer then handles its events one at a time.
     """
     now = utcnow()
-    leased: list[dict] = []
-    pending: list[str] = []
     with uow_factory() as uow:
         s = uow.session
         if s.get_bind().dialect.name == "postgresql":
-            _plan_pg(uow, events, settings, slots, now, leased, pending)
+            planned = _plan_pg(uow, events, settings, slots, now)
             uow.commit()  # (committed already: the query strings' own COMMIT)
-            return Planned(leased, pending)
+            return planned
         fresh = _claim(uow, events, now)
         if not fresh:
             uow.commit()
@@ -143,18 +141,53 @@ def plan_batch(uow_factory, events: list[Event], settings: Settings, *,
         stored = _load_views(conn, {str(e.data["complaint_id"]) for e in fresh})
         changed, rows = _plan_rows(fresh, stored, settings, now)
         _save_views(conn, changed, stored, now)
-        rows.sort(key=lambda r: r["audience"] != "unit")  # stable: units first, then in order
-        granted = slots.reserve(len(rows)) if slots and rows else 0
+        granted = _lease_first(rows, slots, now, settings)
         try:
-            _insert_deliveries(conn, _insert_delivery_statement(s), rows, granted, now,
-                               settings, leased, pending)
+            inserted = _insert_deliveries(conn, _insert_delivery_statement(s), rows)
             uow.commit()
         except BaseException:
             if granted:
                 slots.release(granted)
             raise
-        if granted > len(leased):
-            slots.release(granted - len(leased))
+    return _planned(rows, inserted, granted, slots)
+
+
+def _once(events: list[Event]) -> list[Event]:
+    """The events in their order, each once (an event twice in one batch: redelivered)."""
+    once, seen = [], set()
+    for e in events:
+        if str(e.event_id) not in seen:
+            seen.add(str(e.event_id))
+            once.append(e)
+    return once
+
+
+def _lease_first(rows: list[dict], slots: SendSlots | None, now, settings) -> int:
+    """Order the planned rows units first (stable: otherwise as planned), reserve free send
+    slots for as many as possible and mark that many leading rows leased to this worker
+    (attempt 1, lease until now + lease); how many slots were taken."""
+    rows.sort(key=lambda r: r["audience"] != "unit")
+    granted = slots.reserve(len(rows)) if slots and rows else 0
+    for row in rows[:granted]:
+        row["attempts"] = 1
+        row["lease_until"] = now + settings.lease
+    return granted
+
+
+def _planned(rows: list[dict], inserted: set[str], granted: int,
+             slots: SendSlots | None) -> Planned:
+    """The outcome of a committed plan: the rows leased at planning that were new go to
+    `leased`; the others (no slot, or the delivery existed already: whoever holds it sends it)
+    are ids to lease later. Slots granted to rows that are not leased are given back."""
+    leased: list[dict] = []
+    pending: list[str] = []
+    for row in rows:
+        if row["attempts"] and row["id"] in inserted:
+            leased.append(row)
+        else:
+            pending.append(row["id"])
+    if granted > len(leased):
+        slots.release(granted - len(leased))
     return Planned(leased, pending)
 
 
@@ -207,6 +240,8 @@ _DELIVERIES_INSERT_PG = (
 )
 _VIEW_COLUMNS = tuple(c.name for c in complaint_views.c)
 _PLAN_READ_PG = _PLAN_READ_PG.format(", ".join(f"v.{name}" for name in _VIEW_COLUMNS))
+_VIEW_UPDATE_PG = _VIEW_UPDATE_PG.format(", ".join(
+    f"{name} = n.{name}" for name in _VIEW_COLUMNS if name != "complaint_id"))
 
 
 def _json_default(value):
@@ -215,54 +250,21 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _plan_pg(uow, events, settings, slots, now, leased, pending) -> None:
-    """`plan_batch` on PostgreSQL (see _PLAN_READ_PG). On any error `uow.autocommit()` rolls
-    the transaction back with an explicit ROLLBACK (psycopg2 does not know it is in one), and
-    invalidates the connection if that fails."""
-    once, seen = [], set()
-    for e in events:  # an event twice in one batch (redelivered): claimed once
-        if str(e.event_id) not in seen:
-            seen.add(str(e.event_id))
-            once.append(e)
+def _plan_pg(uow, events, settings, slots, now) -> Planned:
+    """`plan_batch` on PostgreSQL (see _PLAN_READ_PG): the read, the domain's plan, the write,
+    COMMIT. On any error `uow.autocommit()` rolls the transaction back with an explicit
+    ROLLBACK (psycopg2 does not know it is in one), and invalidates the connection if that
+    fails; the slots taken are given back."""
     with uow.autocommit() as conn:
         granted = 0
         try:
-            found = conn.exec_driver_sql(_PLAN_READ_PG, {
-                "consumer": CONSUMER, "now": now, "event_ids": [str(e.event_id) for e in once],
-                "complaint_ids": sorted({str(e.data["complaint_id"]) for e in once}),
-            }).all()
-            claimed = set(found[0][0] or ())
-            fresh = [e for e in once if str(e.event_id) in claimed]
-            fresh_ids = {str(e.data["complaint_id"]) for e in fresh}
-            stored = {}
-            for row in found:
-                if row[1] is not None and str(row[1]) in fresh_ids:
-                    stored[str(row[1])] = _view_from_row(
-                        dict(zip(_VIEW_COLUMNS, row[1:], strict=True)))
+            fresh, stored = _read_plan_pg(conn, _once(events), now)
             changed, rows = _plan_rows(fresh, stored, settings, now)
-            sql, params = [], {}
-            new = [{"complaint_id": view.complaint_id, **_view_values(view, now)}
-                   for cid, view in changed.items() if cid not in stored]
-            if new:
-                sql.append(_VIEW_INSERT_PG)
-                params["new_views"] = json.dumps(new, default=_json_default)
-            updated = [{"complaint_id": view.complaint_id, **_view_values(view, now)}
-                       for cid, view in changed.items() if cid in stored]
-            if updated:
-                sql.append(_VIEW_UPDATE_PG.format(", ".join(
-                    f"{name} = n.{name}" for name in _VIEW_COLUMNS if name != "complaint_id")))
-                params["changed_views"] = json.dumps(updated, default=_json_default)
-            rows.sort(key=lambda r: r["audience"] != "unit")  # stable: units first, in order
-            granted = slots.reserve(len(rows)) if slots and rows else 0
-            for row in rows[:granted]:
-                row["attempts"] = 1
-                row["lease_until"] = now + settings.lease
+            granted = _lease_first(rows, slots, now, settings)
+            sql, params = _plan_write_pg(changed, stored, rows, now)
             inserted: set[str] = set()
-            if rows:
-                sql.append(_DELIVERIES_INSERT_PG)
-                params["rows"] = json.dumps(rows, default=_json_default)
             if sql:
-                result = conn.exec_driver_sql("".join(sql), params)
+                result = conn.exec_driver_sql(sql, params)
                 if rows:
                     inserted = set(result.scalars())
             conn.exec_driver_sql("COMMIT")
@@ -270,13 +272,47 @@ def _plan_pg(uow, events, settings, slots, now, leased, pending) -> None:
             if granted:
                 slots.release(granted)
             raise
-    for row in rows:
-        if row["attempts"] and row["id"] in inserted:
-            leased.append(row)
-        else:
-            pending.append(row["id"])
-    if granted > len(leased):
-        slots.release(granted - len(leased))
+    return _planned(rows, inserted, granted, slots)
+
+
+def _read_plan_pg(conn, events: list[Event], now
+                  ) -> tuple[list[Event], dict[str, ComplaintView]]:
+    """The first round trip: BEGIN, claim the events and read (locked) their complaints' views.
+    The events claimed now (in their order) and the stored views of their complaints."""
+    found = conn.exec_driver_sql(_PLAN_READ_PG, {
+        "consumer": CONSUMER, "now": now, "event_ids": [str(e.event_id) for e in events],
+        "complaint_ids": sorted({str(e.data["complaint_id"]) for e in events}),
+    }).all()
+    claimed = set(found[0][0] or ())
+    fresh = [e for e in events if str(e.event_id) in claimed]
+    fresh_ids = {str(e.data["complaint_id"]) for e in fresh}
+    stored = {}
+    for row in found:  # (a claim with no view: one row of NULL view columns)
+        if row[1] is not None and str(row[1]) in fresh_ids:
+            stored[str(row[1])] = _view_from_row(dict(zip(_VIEW_COLUMNS, row[1:], strict=True)))
+    return fresh, stored
+
+
+def _plan_write_pg(changed: dict[str, ComplaintView], stored: dict, rows: list[dict], now
+                   ) -> tuple[str, dict]:
+    """The second round trip's query string and parameters: the new views inserted, the
+    stored ones that changed updated, and the deliveries inserted (RETURNING the ids that were
+    new), each table's rows as one JSON array; ("", {}) when there is nothing to write."""
+    sql, params = [], {}
+    new = [{"complaint_id": view.complaint_id, **_view_values(view, now)}
+           for cid, view in changed.items() if cid not in stored]
+    if new:
+        sql.append(_VIEW_INSERT_PG)
+        params["new_views"] = json.dumps(new, default=_json_default)
+    updated = [{"complaint_id": view.complaint_id, **_view_values(view, now)}
+               for cid, view in changed.items() if cid in stored]
+    if updated:
+        sql.append(_VIEW_UPDATE_PG)
+        params["changed_views"] = json.dumps(updated, default=_json_default)
+    if rows:
+        sql.append(_DELIVERIES_INSERT_PG)
+        params["rows"] = json.dumps(rows, default=_json_default)
+    return "".join(sql), params
 
 
 def _claim(uow, events: list[Event], now) -> list[Event]:
@@ -291,11 +327,7 @@ def _claim(uow, events: list[Event], now) -> list[Event]:
     if stmt is None:
         stmt = _CLAIM_MANY[name] = (dialect_insert(s, processed_events).on_conflict_do_nothing()
                                     .returning(processed_events.c.event_id))
-    once, seen = [], set()
-    for e in events:  # an event twice in one batch (redelivered): claimed once
-        if str(e.event_id) not in seen:
-            seen.add(str(e.event_id))
-            once.append(e)
+    once = _once(events)  # an event twice in one batch (redelivered): claimed once
     new = set(s.connection().execute(stmt, [
         {"consumer": CONSUMER, "event_id": str(e.event_id), "processed_at": now} for e in once
     ]).scalars())
@@ -327,21 +359,11 @@ def _delivery_rows(event: Event, complaint_id: str, result: Plan, now) -> list[d
     ]
 
 
-def _insert_deliveries(conn, insert, rows, granted, now, settings, leased, pending) -> None:
-    """Insert the planned deliveries in one statement; the first `granted` ones leased to this
-    worker (a row that existed already is not: whoever holds it sends it)."""
+def _insert_deliveries(conn, insert, rows) -> set[str]:
+    """Insert the planned deliveries in one statement; the ids of the rows that were new."""
     if not rows:
-        return
-    for row in rows[:granted]:
-        row["attempts"] = 1
-        row["lease_until"] = now + settings.lease
-    inserted = set(conn.execute(insert, rows if len(rows) > 1 else rows[0]).scalars())
-    for row in rows:
-        if row["attempts"] and row["id"] in inserted:
-            leased.append(row)
-        else:
-            # Not leased here (no slot), or it existed already: an id to try to lease later.
-            pending.append(row["id"])
+        return set()
+    return set(conn.execute(insert, rows if len(rows) > 1 else rows[0]).scalars())
 
 
 # Statements of the plan, built once with bind parameters (no per-event construction).
@@ -472,6 +494,26 @@ def lease_due(uow_factory, limit: int, lease: timedelta) -> list[dict]:
     return rows
 
 
+# When the earliest pending delivery is due: its next attempt, or its lease's end if later.
+_NEXT_DUE = select(func.min(case(
+    (deliveries.c.lease_until > deliveries.c.next_attempt_at, deliveries.c.lease_until),
+    else_=deliveries.c.next_attempt_at,
+))).where(deliveries.c.status == "pending")
+
+
+def next_due_in(session) -> float | None:
+    """Seconds until the earliest pending delivery is due (0 or less: due now); None when no
+    delivery is pending. One read on the pending rows (ix_deliveries_pending)."""
+    due = session.execute(_NEXT_DUE).scalar()
+    if due is None:
+        return None
+    if isinstance(due, str):  # SQLite: an expression's value bypasses the column type
+        due = datetime.fromisoformat(due)
+    if due.tzinfo is None:
+        due = due.replace(tzinfo=UTC)
+    return (due - utcnow()).total_seconds()
+
+
 def pending_stats(session) -> tuple[int, float]:
     """(pending deliveries, age in seconds of the oldest one) for the gauges."""
     count, oldest = session.execute(
@@ -482,8 +524,6 @@ def pending_stats(session) -> tuple[int, float]:
     if not count or oldest is None:
         return 0, 0.0
     if oldest.tzinfo is None:  # SQLite aggregates bypass the column type
-        from datetime import UTC
-
         oldest = oldest.replace(tzinfo=UTC)
     return int(count), max(0.0, (utcnow() - oldest).total_seconds())
 

@@ -7,6 +7,7 @@ never holds the event consumers: what finds no free slot now, the sweep sends la
 """
 
 import logging
+import math
 import time
 from functools import partial
 
@@ -49,6 +50,14 @@ CATALOGUE = TemplateCatalogue()
 # The sweep sends due deliveries in batches of this size, for at most this many seconds a tick.
 SWEEP_BATCH = 100
 SWEEP_BUDGET = 30.0
+# The sweep's timer ticks every SWEEP_TICK seconds, but it looks in the database only when a
+# delivery may be due: at the earliest moment a pending delivery becomes due (its
+# next_attempt_at, or its lease's end), at the next tick after this process scheduled a retry,
+# planned a fallback or lost a send (`Sender.look_again_at`), and at least every
+# NOTIFICATION_SWEEP_IDLE_SECONDS (deliveries another replica planned and left behind). An idle
+# process thus asks the database once per idle interval instead of twice per tick.
+SWEEP_TICK = 2
+SWEEP_IDLE_SECONDS = 10.0
 # Seconds a unit's official contacts fetched from routing are reused.
 UNIT_CONTACTS_TTL = 60.0
 # complaint_routed events planned together, in one transaction: at most this many, and no
@@ -89,6 +98,9 @@ class Sender(DependencyProvider):
             config.get("NOTIFICATION_UNIT_CONTACTS_TTL", UNIT_CONTACTS_TTL)))
         self._draining = False
         self._drain_again = False
+        # When the sweep looks in the database next (monotonic): at its first tick.
+        self.sweep_idle = float(config.get("NOTIFICATION_SWEEP_IDLE_SECONDS", SWEEP_IDLE_SECONDS))
+        self.sweep_at = 0.0
         # Sends running now (from taking their slot to their outcome), for the mark batcher.
         self.running = 0
         self.marks = Batcher(
@@ -194,6 +206,16 @@ class Sender(DependencyProvider):
             return sent
         finally:
             self._draining = False
+            # A drain ends when nothing more is due, when its budget is spent or on an error:
+            # the sweep looks again at its next tick (a no-op look when nothing is left).
+            self.look_again_at(time.monotonic())
+
+    def look_again_at(self, when: float) -> None:
+        """Have the sweep look in the database at its first tick from `when` (monotonic) on."""
+        self.sweep_at = min(self.sweep_at, when)
+
+    def sweep_due(self) -> bool:
+        return time.monotonic() >= self.sweep_at
 
     def drain(self, db, lease_due, resolve_address, budget: float) -> int:
         """Send due deliveries until none is left or `budget` seconds pass.
@@ -238,10 +260,14 @@ class Sender(DependencyProvider):
             # the mark failed: sent again, at least once).
             delivery_id = delivery["id"] if isinstance(delivery, dict) else delivery
             log.exception("delivery %s: could not be sent now", delivery_id)
+            self.look_again_at(time.monotonic())  # (it finds when the lease ends)
             return
         finally:
             self.running -= 1
             self.slots.release()
+        if outcome.status in ("retry", "failed"):
+            # A retry later, or a fallback delivery due now: the sweep's next look finds when.
+            self.look_again_at(time.monotonic())
         observe(outcome)
 
     @staticmethod
@@ -371,16 +397,32 @@ class NotificationService:
         if sender.dispatch(self.db, planned.pending, self._address) < len(planned.pending):
             sender.kick(self.db, self._lease_due, self._address)
 
-    @timer(interval=2)
+    @timer(interval=SWEEP_TICK)
     def sweep(self):
-        """Send deliveries that are due (retries, or planned by a worker that died)."""
-        with self.db.session() as session:
-            pending, oldest = handlers.pending_stats(session)
-        PENDING.set(pending)
-        OLDEST_PENDING.set(oldest)
-        SEND_SLOTS_IN_USE.set(self.sender.in_use())
+        """Send deliveries that are due (retries, fallbacks, or planned by a worker that died);
+        between the moments one may be due, a tick does nothing (see SWEEP_TICK)."""
+        sender = self.sender
+        if not sender.sweep_due():
+            return
+        sender.sweep_at = math.inf  # hints that arrive during this look lower it again
+        look_again = time.monotonic()  # (on an error: at the next tick)
+        try:
+            look_again = self._sweep_look()
+        finally:
+            sender.look_again_at(look_again)
 
-        self.sender.drain_exclusive(self.db, self._lease_due, self._address, SWEEP_BUDGET)
+    def _sweep_look(self) -> float:
+        """Drain what is due; when (monotonic) the sweep should look again."""
+        sender = self.sender
+        with self.db.session() as session:
+            due_in = handlers.next_due_in(session)
+        now = time.monotonic()
+        if due_in is None:  # nothing pending
+            return now + sender.sweep_idle
+        if due_in > 0:
+            return now + min(due_in, sender.sweep_idle)
+        sender.drain_exclusive(self.db, self._lease_due, self._address, SWEEP_BUDGET)
+        return time.monotonic()  # sent what was due: look again at the next tick
 
     def _lease_due(self, limit):
         return handlers.lease_due(self.db.unit_of_work, limit, self.sender.settings.lease)
@@ -414,4 +456,11 @@ class NotificationService:
     @http("GET", "/metrics")
     def metrics(self, request):
         self.db.refresh_metrics()
+        # Read at each scrape (not by the sweep, which looks in the database only when a
+        # delivery may be due).
+        with self.db.session() as session:
+            pending, oldest = handlers.pending_stats(session)
+        PENDING.set(pending)
+        OLDEST_PENDING.set(oldest)
+        SEND_SLOTS_IN_USE.set(self.sender.in_use())
         return metrics_response()
