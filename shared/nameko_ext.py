@@ -593,6 +593,84 @@ class BatchQueueConsumer(ReliableQueueConsumer):
     def prefetch_count(self):
         return max([self.container.max_workers, *(p.prefetch for p in self._providers)])
 
+    # Acks. A successful batch is acked with one basic.ack(multiple=True) where that is safe
+    # (docs/performance.md, session 7). `multiple` acks every unacked delivery of the channel up
+    # to the tag, and the batch consumers of a container share this one channel (other queues,
+    # other groups, the next batch gathering, a batch still in a worker, a message being
+    # parked). So every delivery is tracked from its arrival until its own ack or requeue has
+    # been written, in delivery order, and a batch is acked with `multiple` only for the run of
+    # its messages that starts at the channel's oldest unsettled delivery; the rest of the
+    # batch one by one. A tag leaves the tracking only after its ack/requeue frame is written,
+    # so a concurrent `multiple` never covers a delivery that someone else is settling.
+
+    def setup(self):
+        super().setup()
+        self._channel = None
+        self._unsettled: dict = {}  # delivery tag -> None, in delivery order, of _channel
+
+    def _delivered(self, message):
+        if message.channel is not self._channel:
+            # A new channel (after a (re)connection): its tags start again at 1, and the old
+            # channel's unacked deliveries went back to their queues with it.
+            self._channel = message.channel
+            self._unsettled = {}
+        self._unsettled[message.delivery_tag] = None
+
+    def _settled(self, message):
+        if message.channel is self._channel:
+            self._unsettled.pop(message.delivery_tag, None)
+
+    def handle_message(self, provider, body, message):
+        self._delivered(message)
+        super().handle_message(provider, body, message)
+
+    def get_consumers(self, consumer_cls, channel):
+        consumers = super().get_consumers(consumer_cls, channel)
+        for provider, consumer in self._consumers.items():
+            consumer.on_decode_error = partial(self._undecodable, provider)
+        return consumers
+
+    def _undecodable(self, provider, message, exc):
+        self._delivered(message)
+        provider.handle_undecodable(message, exc)
+
+    def ack_message(self, message):
+        super().ack_message(message)
+        self._settled(message)
+
+    def requeue_message(self, message):
+        super().requeue_message(message)
+        self._settled(message)
+
+    def ack_messages(self, messages) -> None:
+        """Ack `messages` (delivered through this queue consumer): the longest run of them that
+        starts at the channel's oldest unsettled delivery with one basic.ack(multiple=True),
+        the others one by one."""
+        channel, unsettled = self._channel, self._unsettled
+        if len(messages) > 1 and channel is not None and channel.connection:
+            mine = {m.delivery_tag: m for m in messages if m.channel is channel}
+            run = []
+            for tag in unsettled:  # in delivery order; no yield until the ack is written
+                if tag not in mine:
+                    break
+                run.append(tag)
+            if len(run) > 1:
+                last = mine[run[-1]]
+                try:
+                    last.ack(multiple=True)
+                except (AmqpConnectionError, OSError) as exc:
+                    log.warning("ack lost with the broker connection (%s); it will be "
+                                "redelivered", exc)
+                    return
+                for tag in run:
+                    del unsettled[tag]
+                    mine[tag]._state = "ACK"  # as kombu's Message.ack marks it
+                acked = set(run)
+                messages = [m for m in messages
+                            if m.channel is not channel or m.delivery_tag not in acked]
+        for message in messages:
+            self.ack_message(message)
+
 
 class _BatchGroup(SharedExtension):
     """What batch consumers that gather together share: the waiting events, the timer and the
@@ -668,9 +746,10 @@ class _BatchGroup(SharedExtension):
 
     def _handle_batch_result(self, batch, worker_ctx, result=None, exc_info=None):
         if exc_info is None:
-            for member, _, message, started in batch:
+            for member, _, _, started in batch:
                 member._observe(started, "ok")
-                member.queue_consumer.ack_message(message)
+            # The members of a group share the container's one BatchQueueConsumer.
+            batch[0][0].queue_consumer.ack_messages([message for _, _, message, _ in batch])
             return result, exc_info
         if len(batch) == 1:
             member, _, message, started = batch[0]
