@@ -220,7 +220,7 @@ _PG_IDLE, _PG_INTRANS, _PG_INERROR = 0, 2, 3
 
 
 @contextmanager
-def autocommit(session: Session) -> Iterator[Connection]:
+def autocommit(session: "Session | Transaction") -> Iterator[Connection]:
     """The session's Core connection, for a transaction that is ONE statement (or one query
     string of several statements) sent in ONE round trip on PostgreSQL.
 
@@ -295,11 +295,106 @@ def _end_open_transaction(conn: Connection, raw) -> None:
     conn.invalidate()
 
 
+class Transaction:
+    """What a unit of work's `session` offers, on one Core `Connection` instead of an ORM Session.
+
+    The services run only Core statements in a unit of work (no mapped classes, no identity
+    map, no flush); through a Session each one still went through the ORM's execute path, and
+    each transaction through its SessionTransaction bookkeeping: about 60 us of CPU per
+    transaction of one statement on PostgreSQL and 40 on SQLite, more with more statements
+    (bench/uow_cpu.py, docs/performance.md session 7). This object has the Session methods the
+    services use, with the Session's meaning, and nothing ORM-only:
+
+    - `execute`, `scalar`, `scalars`: the connection's (it begins a transaction if none is
+      open, as the Session did);
+    - `connection()`: the Connection, its transaction begun (as `Session.connection()` does;
+      `autocommit` relies on nothing having run on it yet);
+    - `get_bind()` and `bind`: the engine; `in_transaction()`;
+    - `commit()`, `rollback()`: end the connection's transaction (nothing when none is open)
+      and return the connection to the pool, as the Session did: a unit of work that goes on
+      after a commit checks out a connection again and holds none in between;
+    - `close()`: returns the connection to the pool (its transaction, if any, rolled back);
+      `with Transaction(engine) as s:` closes it at the end, as `with Session(engine)` does.
+
+    The connection is checked out on the first use, so a unit of work that runs nothing costs
+    no checkout.
+    """
+
+    __slots__ = ("bind", "_conn")
+
+    def __init__(self, engine: Engine):
+        self.bind = engine
+        self._conn: Connection | None = None
+
+    def get_bind(self, *_args, **_kwargs) -> Engine:
+        return self.bind
+
+    def connection(self, *_args, **_kwargs) -> Connection:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self.bind.connect()
+        if not conn.in_transaction():
+            conn.begin()
+        return conn
+
+    def in_transaction(self) -> bool:
+        return self._conn is not None and self._conn.in_transaction()
+
+    def execute(self, statement, params=None, *, execution_options=None):
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self.bind.connect()
+        return conn.execute(statement, params, execution_options=execution_options)
+
+    def scalar(self, statement, params=None, *, execution_options=None):
+        return self.execute(statement, params, execution_options=execution_options).scalar()
+
+    def scalars(self, statement, params=None, *, execution_options=None):
+        return self.execute(statement, params, execution_options=execution_options).scalars()
+
+    def commit(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.commit()
+            finally:
+                conn.close()
+
+    def rollback(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.rollback()
+            finally:
+                conn.close()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> "Transaction":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
+def _engine_of(session_factory) -> Engine | None:
+    """The engine a plain `sessionmaker(engine, ...)` binds to; None for anything else (a
+    factory bound to a Connection, a custom one): that unit of work keeps an ORM Session."""
+    bind = getattr(session_factory, "kw", {}).get("bind")
+    return bind if isinstance(bind, Engine) else None
+
+
 class UnitOfWork:
     """One transaction: state changes, processed-event marks and outbox rows commit together.
 
     A transaction that is a single statement (or one query string) runs in `autocommit()`:
     one round trip on PostgreSQL instead of three; then `commit()` as usual.
+
+    `session` is a `Transaction`: the Session methods the services use, on one Core
+    connection (a factory that is not a `sessionmaker` bound to an engine gets its Session).
 
     Never yield to other greenthreads (RPC, HTTP, dispatch) while a UnitOfWork is open on SQLite:
     commit first, then do the I/O (see NAMEKO-NOTES trap 7).
@@ -313,14 +408,16 @@ class UnitOfWork:
         on_events_committed: Callable[[], None] | None = None,
     ):
         self._session_factory = session_factory
+        self._engine = _engine_of(session_factory)
         self._outbox = outbox
         self._processed = processed
         self._on_events_committed = on_events_committed
-        self.session: Session | None = None
+        self.session: Transaction | Session | None = None
         self._staged = 0
 
     def __enter__(self) -> "UnitOfWork":
-        self.session = self._session_factory()
+        engine = self._engine
+        self.session = Transaction(engine) if engine is not None else self._session_factory()
         self._staged = 0
         return self
 
@@ -382,6 +479,7 @@ class UnitOfWork:
 __all__ = [
     "JSON",
     "BigId",
+    "Transaction",
     "UTCDateTime",
     "UnitOfWork",
     "autocommit",
