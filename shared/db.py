@@ -329,10 +329,14 @@ class Transaction:
     def get_bind(self, *_args, **_kwargs) -> Engine:
         return self.bind
 
-    def connection(self, *_args, **_kwargs) -> Connection:
+    def _checked_out(self) -> Connection:
         conn = self._conn
         if conn is None:
             conn = self._conn = self.bind.connect()
+        return conn
+
+    def connection(self, *_args, **_kwargs) -> Connection:
+        conn = self._checked_out()
         if not conn.in_transaction():
             conn.begin()
         return conn
@@ -341,10 +345,8 @@ class Transaction:
         return self._conn is not None and self._conn.in_transaction()
 
     def execute(self, statement, params=None, *, execution_options=None):
-        conn = self._conn
-        if conn is None:
-            conn = self._conn = self.bind.connect()
-        return conn.execute(statement, params, execution_options=execution_options)
+        return self._checked_out().execute(statement, params,
+                                           execution_options=execution_options)
 
     def scalar(self, statement, params=None, *, execution_options=None):
         return self.execute(statement, params, execution_options=execution_options).scalar()
@@ -353,25 +355,24 @@ class Transaction:
         return self.execute(statement, params, execution_options=execution_options).scalars()
 
     def commit(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.commit()
-            finally:
-                conn.close()
+        self._end(Connection.commit)
 
     def rollback(self) -> None:
+        self._end(Connection.rollback)
+
+    def close(self) -> None:
+        self._end(None)
+
+    def _end(self, finish) -> None:
+        """Finish the connection's transaction (`finish`: commit or rollback; None: whatever
+        the pool does on return) and give the connection back to the pool."""
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
-                conn.rollback()
+                if finish is not None:
+                    finish(conn)
             finally:
                 conn.close()
-
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
 
     def __enter__(self) -> "Transaction":
         return self

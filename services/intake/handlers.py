@@ -664,11 +664,10 @@ def apply_status_events(uow_factory, events: list[Event]) -> list[bool]:
     message-carrying event adds one). SQLite and other drivers: the claim, the lock, the
     updates and the history entries as four statements in an ordinary transaction."""
     with uow_factory() as uow:
-        connection = uow.session.connection()
-        if connection.dialect.driver == "psycopg2":
+        if uow.session.get_bind().dialect.driver == "psycopg2":
             applied = _apply_statuses_pg(uow, events)
         else:
-            applied = _apply_statuses(uow, connection, events)
+            applied = _apply_statuses(uow, uow.session.connection(), events)
         uow.commit()
     return applied
 

@@ -18,22 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from eventlet import patcher, tpool
-
 from services.notification.domain.render import RenderedMessage
+from shared.offload import off_the_hub
 
 log = logging.getLogger(__name__)
 
-
-def _blocking(function, *args):
-    """Run a call that blocks in the kernel (fsync) on a native thread when eventlet is in use.
-
-    Under eventlet, os.fsync blocks every greenthread of the process (~3 ms a file on an
-    ordinary disk, twice per complaint); eventlet's thread pool keeps the others running.
-    """
-    if patcher.is_monkey_patched("thread"):
-        return tpool.execute(function, *args)
-    return function(*args)
 
 # Delivery ids become file names and provider references: no separators, no leading dot.
 _DELIVERY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -128,10 +117,10 @@ class FileProvider(Provider):
                 self.outbox_dir.mkdir(parents=True, exist_ok=True)
                 self._dir_ready = True
             try:
-                _blocking(self._write_atomically, target, payload)
+                off_the_hub(self._write_atomically, target, payload)
             except FileNotFoundError:  # the directory was removed since: create it again
                 self.outbox_dir.mkdir(parents=True, exist_ok=True)
-                _blocking(self._write_atomically, target, payload)
+                off_the_hub(self._write_atomically, target, payload)
         except OSError as exc:
             raise TemporaryProviderError(
                 f"delivery {delivery_id}: cannot write to file outbox ({exc.strerror})"

@@ -210,12 +210,36 @@ class Sender(DependencyProvider):
             # the sweep looks again at its next tick (a no-op look when nothing is left).
             self.look_again_at(time.monotonic())
 
-    def look_again_at(self, when: float) -> None:
-        """Have the sweep look in the database at its first tick from `when` (monotonic) on."""
-        self.sweep_at = min(self.sweep_at, when)
+    def sweep(self, db, lease_due, resolve_address) -> None:
+        """One tick of the sweep: when a delivery may be due, look in the database and drain
+        what is due; then schedule the next look (on an error: the next tick)."""
+        if not self.sweep_due():
+            return
+        self.sweep_at = math.inf  # hints that arrive during this look lower it again
+        look_again = time.monotonic()
+        try:
+            look_again = self._sweep_look(db, lease_due, resolve_address)
+        finally:
+            self.look_again_at(look_again)
 
     def sweep_due(self) -> bool:
         return time.monotonic() >= self.sweep_at
+
+    def _sweep_look(self, db, lease_due, resolve_address) -> float:
+        """Drain what is due; when (monotonic) the sweep should look again."""
+        with db.session() as session:
+            due_in = handlers.next_due_in(session)
+        now = time.monotonic()
+        if due_in is None:  # nothing pending
+            return now + self.sweep_idle
+        if due_in > 0:
+            return now + min(due_in, self.sweep_idle)
+        self.drain_exclusive(db, lease_due, resolve_address, SWEEP_BUDGET)
+        return time.monotonic()  # sent what was due: look again at the next tick
+
+    def look_again_at(self, when: float) -> None:
+        """Have the sweep look in the database at its first tick from `when` (monotonic) on."""
+        self.sweep_at = min(self.sweep_at, when)
 
     def drain(self, db, lease_due, resolve_address, budget: float) -> int:
         """Send due deliveries until none is left or `budget` seconds pass.
@@ -401,28 +425,7 @@ class NotificationService:
     def sweep(self):
         """Send deliveries that are due (retries, fallbacks, or planned by a worker that died);
         between the moments one may be due, a tick does nothing (see SWEEP_TICK)."""
-        sender = self.sender
-        if not sender.sweep_due():
-            return
-        sender.sweep_at = math.inf  # hints that arrive during this look lower it again
-        look_again = time.monotonic()  # (on an error: at the next tick)
-        try:
-            look_again = self._sweep_look()
-        finally:
-            sender.look_again_at(look_again)
-
-    def _sweep_look(self) -> float:
-        """Drain what is due; when (monotonic) the sweep should look again."""
-        sender = self.sender
-        with self.db.session() as session:
-            due_in = handlers.next_due_in(session)
-        now = time.monotonic()
-        if due_in is None:  # nothing pending
-            return now + sender.sweep_idle
-        if due_in > 0:
-            return now + min(due_in, sender.sweep_idle)
-        sender.drain_exclusive(self.db, self._lease_due, self._address, SWEEP_BUDGET)
-        return time.monotonic()  # sent what was due: look again at the next tick
+        self.sender.sweep(self.db, self._lease_due, self._address)
 
     def _lease_due(self, limit):
         return handlers.lease_due(self.db.unit_of_work, limit, self.sender.settings.lease)

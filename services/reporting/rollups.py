@@ -3,6 +3,7 @@ parameter lists (on PostgreSQL one round trip for all the writes of a batch), an
 recomputed from the daily cube (after a bulk load, and by the migration that introduced them)."""
 
 import json
+from functools import cache
 
 from sqlalchemy import text
 
@@ -101,17 +102,9 @@ _PG_LITERAL = {"String": _texts, "Date": _isoformats, "Integer": _ints, "SmallIn
                "Boolean": _bools, "UTCDateTime": _isoformats}
 
 
-_LITERALS: dict = {}
-
-
+@cache  # looked up per column of every write: SQLAlchemy's column lookup costs more
 def _literal(table, column: str):
-    # Looked up per column of every write (SQLAlchemy's column lookup costs more than the
-    # dict): kept per table and column.
-    try:
-        return _LITERALS[table.name, column]
-    except KeyError:
-        fn = _LITERALS[table.name, column] = _PG_LITERAL[type(table.c[column].type).__name__]
-        return fn
+    return _PG_LITERAL[type(table.c[column].type).__name__]
 
 
 def write_batch(connection, update_statement, updates: list[dict], changes) -> None:
@@ -138,14 +131,11 @@ def write_batch(connection, update_statement, updates: list[dict], changes) -> N
     add_all(connection, changes, prefix, params)
 
 
+@cache
 def _complaint_literals() -> tuple:
-    """(parameter, column, literal function) of every complaint column but the id, built once."""
-    found = _UPSERTS.get("pg-complaint-literals")
-    if found is None:
-        found = _UPSERTS["pg-complaint-literals"] = tuple(
-            (f"f_{c.name}", c.name, _literal(complaints, c.name))
-            for c in complaints.c if c.name != "complaint_id")
-    return found
+    """(parameter, column, literal function) of every complaint column but the id."""
+    return tuple((f"f_{c.name}", c.name, _literal(complaints, c.name))
+                 for c in complaints.c if c.name != "complaint_id")
 
 
 def _pg_update_complaints_sql() -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from eventlet import patcher, tpool
 from nameko.extensions import DependencyProvider
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -21,6 +20,7 @@ from services.routing.domain import lifecycle
 from services.routing.metrics import THUMBNAILS
 from shared import auth
 from shared.db import dialect_insert, utcnow
+from shared.offload import off_the_hub
 from shared.storage import (
     IMAGE_MEDIA_TYPES,
     BlobNotFound,
@@ -53,15 +53,6 @@ class Tools:
         self.thumbnails = ThumbnailCache()
 
 
-def _off_the_hub(function, *args):
-    """Run CPU-heavy image work on a native thread when eventlet is in use: decoding a phone
-    photo takes tens of milliseconds, during which no other greenthread of routing (event
-    consumers, the inbox) would run. Pillow releases the GIL while it decodes and resizes."""
-    if patcher.is_monkey_patched("thread"):
-        return tpool.execute(function, *args)
-    return function(*args)
-
-
 class ThumbnailCache:
     """Inbox thumbnails, made once per process and kept while they fit in `max_bytes` (least
     recently used dropped first). Blobs are content-addressed, so a thumbnail never goes stale.
@@ -84,7 +75,7 @@ class ThumbnailCache:
             self._items.move_to_end(sha256)
             THUMBNAILS.labels("hit").inc()
             return found
-        made = _off_the_hub(self._make, load(), media_type)
+        made = off_the_hub(self._make, load(), media_type)
         THUMBNAILS.labels("made").inc()
         size = len(made[0])
         if size <= self.max_bytes:

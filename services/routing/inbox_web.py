@@ -128,7 +128,10 @@ def to_http_error(exc: Exception) -> HttpError:
 ATTACHMENT_FIELDS = ("name", "size", "media_type", "kind", "url", "thumb_url")
 
 
-def complaint_json(row: dict, registry: Registry, actor: Actor, timeline=None) -> dict:
+def complaint_json(row: dict, registry: Registry, actor: Actor, timeline=None,
+                   files=None) -> dict:
+    """A complaint for the JSON API; the detail (with `timeline`) also lists its evidence
+    `files` (attachments.for_page)."""
     unit = registry.get(row["unit_code"])
     out = {
         "complaint_id": row["complaint_id"],
@@ -160,6 +163,7 @@ def complaint_json(row: dict, registry: Registry, actor: Actor, timeline=None) -
                 actor.role, actor.unit_code, row["unit_code"], row["status"])],
             timeline=[{"at": e["at"], "actor": e["actor"], "actor_role": e["actor_role"],
                        "action": e["action"], "text": e["text"]} for e in timeline],
+            attachments=[{k: f[k] for k in ATTACHMENT_FIELDS} for f in files or ()],
         )
     return out
 

@@ -456,9 +456,8 @@ class RoutingService:
                                              row["complaint_id"])
         except casework.NotFound as exc:
             raise inbox_web.to_http_error(exc) from None
-        body = inbox_web.complaint_json(row, self.registry.current(), actor, timeline)
-        body["attachments"] = [{k: f[k] for k in inbox_web.ATTACHMENT_FIELDS} for f in files]
-        return json_response(body)
+        return json_response(inbox_web.complaint_json(row, self.registry.current(), actor,
+                                                      timeline, files))
 
     @http("POST", "/api/v1/inbox/complaints/<string:complaint_id>/actions")
     @endpoint(NAME, "/api/v1/inbox/complaints/actions")

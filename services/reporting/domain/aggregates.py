@@ -298,19 +298,15 @@ def _add_pairs(rows: dict, old_keys, new_keys, old: list[int], new: list[int]) -
     row (old + new, kept only if not all zeros) where they are equal, else each its part."""
     net = list(map(add, old, new))
     changed, old_any, new_any = any(net), any(old), any(new)
-    get = rows.get
     for old_key, new_key in zip(old_keys, new_keys, strict=True):
         if old_key == new_key:
             if changed:
-                row = get(new_key)
-                rows[new_key] = list(net) if row is None else list(map(add, row, net))
+                _add_into(rows, new_key, net)
             continue
         if old_any:
-            row = get(old_key)
-            rows[old_key] = list(old) if row is None else list(map(add, row, old))
+            _add_into(rows, old_key, old)
         if new_any:
-            row = get(new_key)
-            rows[new_key] = list(new) if row is None else list(map(add, row, new))
+            _add_into(rows, new_key, new)
 
 
 def _rollup_sort(item):

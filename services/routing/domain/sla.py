@@ -80,17 +80,11 @@ def deadlines(
     `holidays`: a shared.workdays calendar (None: the office calendar)."""
     response = response_working_days(category, response_overrides)
     resolution = resolution_working_days(category, resolution_overrides)
-    calendar = holidays if holidays is not None else load_holidays()
+    calendar = load_holidays() if holidays is None else holidays
     try:
         hash(calendar)
-    except TypeError:  # a plain set or list of days: counted each time
-        return {
-            "response_warn_at": add_working_days(received_at, warning_days(response), calendar),
-            "response_due_at": add_working_days(received_at, response, calendar),
-            "resolution_warn_at": add_working_days(received_at, warning_days(resolution),
-                                                   calendar),
-            "resolution_due_at": add_working_days(received_at, resolution, calendar),
-        }
+    except TypeError:  # a plain set or list of days: as shared.workdays reads it
+        calendar = frozenset(calendar)
     start = clock_start_day(received_at, calendar)
     return {
         "response_warn_at": _due(start, warning_days(response), calendar),
