@@ -47,6 +47,16 @@ DEFAULT_FLUSH_MS = 50.0
 # The relay's claim statement, PREPAREd on its own connection (PostgreSQL).
 _CLAIM_STATEMENT = "dumas_outbox_claim"
 
+# PostgreSQL: the claim must walk the partial index `ix_outbox_unpublished` in id order. A plain
+# index scan marks the entries of rows it finds dead (published, so no longer in the index's
+# predicate, until VACUUM removes them) as killed, so the next claim steps over them without
+# visiting the table. A bitmap heap scan (with a sort) or a sequential scan, which the planner
+# picks on a young table whose statistics still say most rows are unpublished, kills nothing:
+# every claim then visits every row published since the last VACUUM (at 200 complaints/s, ~1,000
+# table pages per claim, most of the relays' database CPU; docs/performance.md, "Session 8").
+# Both cost switches only penalise those plans, so the claim still runs if the index is missing.
+_CLAIM_PLAN = ("enable_seqscan", "enable_bitmapscan")
+
 # A claimed row as the relay's PostgreSQL cursor returns it (the claim's RETURNING list).
 _Row = namedtuple("_Row", "id event_id exchange routing_key correlation_id body")
 
@@ -175,10 +185,16 @@ class OutboxRelay:
         else:
             mark = f"UPDATE {name} SET published_at = {{at}} WHERE {claimed}"
             args = (" (timestamptz)", "$1", " (%(at)s)")
-        self._prepare = f"PREPARE {_CLAIM_STATEMENT}{args[0]} AS " + mark.format(at=args[1])
+        # The plan switches (`_CLAIM_PLAN`): for the session on the relay's own connection when
+        # the claim is PREPAREd there (it is planned, and replanned, on that connection only);
+        # per transaction when it is sent as text (a transaction-mode pooler may hand each
+        # transaction another server connection).
+        self._prepare = "".join(f"SET {g} = off; " for g in _CLAIM_PLAN) + (
+            f"PREPARE {_CLAIM_STATEMENT}{args[0]} AS " + mark.format(at=args[1]))
         self._claim = "BEGIN; SET LOCAL synchronous_commit = off; " + (
             f"EXECUTE {_CLAIM_STATEMENT}{args[2]}" if self._prepared
-            else mark.format(at="%(at)s"))
+            else "".join(f"SET LOCAL {g} = off; " for g in _CLAIM_PLAN)
+            + mark.format(at="%(at)s"))
         self._commit_first = "COMMIT; " + self._claim
 
     # -- lifecycle -------------------------------------------------------------------------

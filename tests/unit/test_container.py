@@ -4,6 +4,10 @@ nothing reads (no broker here: a do-nothing entrypoint and dependency providers)
 import io
 import json
 import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import eventlet
 import pytest
@@ -18,6 +22,7 @@ from shared.container import DumasContainer
 from shared.logging import JsonFormatter
 
 SERVICES = ("intake", "routing", "notification", "reporting")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Trivial(Entrypoint):
@@ -331,3 +336,38 @@ def test_nameko_s_entrypoint_waiter_still_sees_a_worker_end(started):
         container.spawn_worker(entrypoint, (5,), {})
 
     assert waited.get() == 10
+
+
+def test_the_first_container_started_freezes_the_startup_heap():
+    """A full collection would otherwise walk every object of the service's startup (modules,
+    classes, compiled schemas) each time: after the first container of a process has started,
+    they are frozen (gc.freeze), once."""
+    script = textwrap.dedent("""
+        import gc, json
+        from shared.container import DumasContainer
+
+        class One:
+            name = "one"
+
+        class Two:
+            name = "two"
+
+        before = gc.get_freeze_count()
+        first = DumasContainer(One, {})
+        first.start()
+        frozen = gc.get_freeze_count()
+        made_later = [[] for _ in range(1000)]
+        second = DumasContainer(Two, {})
+        second.start()
+        again = gc.get_freeze_count()
+        first.stop()
+        second.stop()
+        print(json.dumps([before, frozen, again, gc.is_tracked(made_later)]))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=True)
+    before, frozen, again, tracked = json.loads(out.stdout.strip().splitlines()[-1])
+    assert before == 0
+    assert frozen > 10_000, "the process's modules and classes frozen"
+    assert again == frozen, "only the first container freezes"
+    assert tracked
