@@ -8,13 +8,13 @@ idempotent, so at-least-once is enough.
 
 import contextlib
 import logging
+import struct
 import threading
 import time
 from collections import namedtuple
 from datetime import UTC, datetime
 
-from amqp import Message
-from amqp.exceptions import MessageNacked
+from amqp.exceptions import MessageNacked, RecoverableConnectionError
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import Connection as DbConnection
 from sqlalchemy import Engine, Table, bindparam, delete, func, select, update
@@ -84,17 +84,50 @@ def declare_subscriber_queues(channel, exchange_name: str) -> None:
         )(channel).declare()
 
 
-def _properties(row) -> dict:
-    """The AMQP properties of an outbox row's message."""
-    return {
-        "content_type": "application/json",
-        "content_encoding": "utf-8",
-        "application_headers": {},
-        "delivery_mode": 2,  # persistent
-        "priority": 0,
-        "message_id": row.event_id,
-        "correlation_id": row.correlation_id,
-    }
+# -- the wire form of a published event (AMQP 0-9-1, section 4.2.3; frames of type 1 method,
+# 2 content header, 3 body: type, channel, payload size, payload, frame end) -------------------
+_FRAME_END = b"\xce"
+_FRAME_HEAD = struct.Struct(">BHI")
+# basic.publish (class 60, method 40): reserved short, exchange, routing key, then the bits
+# mandatory and immediate, both off (an event no queue is bound for is dropped, as before; the
+# relay declares the subscribers' queues first, `declare_subscriber_queues`).
+_PUBLISH_METHOD = struct.pack(">HHH", 60, 40, 0)
+_NO_FLAGS = b"\x00"
+_CONTENT_HEADER = struct.Struct(">HHQ")  # class 60, weight 0, body size
+
+
+def _shortstr(value: str) -> bytes:
+    data = value.encode("utf-8")
+    if len(data) > 255:
+        raise ValueError(f"AMQP short string over 255 bytes: {value[:40]!r}...")
+    return bytes((len(data),)) + data
+
+
+# Every event's properties but its ids, serialised once: the property flags (content_type,
+# content_encoding, application_headers, delivery_mode, priority, correlation_id, message_id),
+# then JSON in UTF-8, no headers (an empty table), persistent (2), priority 0. The message
+# kombu's Producer.publish built; tests/integration/test_outbox_frames.py checks the bytes
+# against py-amqp's own basic_publish.
+_PROPERTIES_HEAD = (struct.pack(">H", 0xFC80) + _shortstr("application/json")
+                    + _shortstr("utf-8") + struct.pack(">IBB", 0, 2, 0))
+
+
+def _method_frame(channel_id: int, exchange: str, routing_key: str) -> bytes:
+    payload = _PUBLISH_METHOD + _shortstr(exchange) + _shortstr(routing_key) + _NO_FLAGS
+    return _FRAME_HEAD.pack(1, channel_id, len(payload)) + payload + _FRAME_END
+
+
+def _content_frames(channel_id: int, frame_max: int, row, out: list) -> None:
+    """Append the content header and body frames of `row`'s message to `out`: the body (the
+    row's JSON, UTF-8) in frames of at most `frame_max` bytes."""
+    body = row.body.encode("utf-8")
+    header = b"".join((_CONTENT_HEADER.pack(60, 0, len(body)), _PROPERTIES_HEAD,
+                       _shortstr(row.correlation_id), _shortstr(row.event_id)))
+    out += (_FRAME_HEAD.pack(2, channel_id, len(header)), header, _FRAME_END)
+    chunk = frame_max - 8  # the frame's own 8 bytes (head and end) count against frame_max
+    for start in range(0, len(body), chunk):
+        part = body[start:start + chunk]
+        out += (_FRAME_HEAD.pack(3, channel_id, len(part)), part, _FRAME_END)
 
 
 class OutboxRelay:
@@ -128,6 +161,7 @@ class OutboxRelay:
         self._channel = None  # the confirm-mode channel events are published on
         self._published: dict = {}  # routing key -> its OUTBOX_PUBLISHED child
         self._declared: set[str] = set()
+        self._method_frames: dict = {}  # (exchange, routing key) -> its basic.publish frame
         self._next_tag = 1
         self._confirmed = 0
         self._singles: set[int] = set()
@@ -372,20 +406,34 @@ class OutboxRelay:
         batch: its rows stay unpublished and are sent again (consumers are idempotent).
         """
         channel = self._ensure_channel()
-        publish = channel.basic_publish
-        first = self._next_tag
         for row in rows:
             if row.exchange not in self._declared:
                 Exchange(row.exchange, type="topic", durable=True)(channel).declare()
                 declare_subscriber_queues(channel, row.exchange)
                 self._declared.add(row.exchange)
-            # The channel's basic_publish directly: the message kombu's Producer.publish built
-            # (same properties: persistent, JSON in UTF-8, empty headers, priority 0, event id
-            # and correlation id), without its per-message preparation (docs/performance.md,
-            # "routing and relay: fewer round trips").
-            publish(Message(row.body.encode("utf-8"), **_properties(row)),
-                    exchange=row.exchange, routing_key=row.routing_key)
-            self._next_tag += 1
+        connection = channel.connection  # py-amqp's; None once the channel is closed
+        if connection is None:
+            raise RecoverableConnectionError("the relay's channel is closed")
+        # The batch's frames in one socket write: the frames py-amqp's basic_publish writes for
+        # each message (one write each, after a poll of the socket for a connection.blocked
+        # notice: acks and notices are read by the confirm wait below), built here with the
+        # constant parts serialised once (docs/performance.md, "Session 8: relay frames").
+        # Each message takes the next delivery tag, in order. A write that fails leaves the
+        # batch unconfirmed: the caller rolls back and its rows stay unpublished.
+        channel_id, frame_max = channel.channel_id, connection.frame_max
+        methods = self._method_frames
+        frames: list = []
+        for row in rows:
+            key = (row.exchange, row.routing_key)
+            method = methods.get(key)
+            if method is None:
+                method = methods[key] = _method_frame(channel_id, *key)
+            frames.append(method)
+            _content_frames(channel_id, frame_max, row, frames)
+        first = self._next_tag
+        connection.transport.write(b"".join(frames))
+        connection.bytes_sent += 1
+        self._next_tag += len(rows)
         self._wait_for_confirms(first, self._next_tag)
         self._batch_sizes.observe(len(rows))
         for row in rows:
@@ -441,6 +489,7 @@ class OutboxRelay:
             self._nacked = set()
             self._channel = channel
             self._declared.clear()
+            self._method_frames.clear()  # they carry the channel's id
         return self._channel
 
     def _on_failure(self, exc: Exception) -> None:
