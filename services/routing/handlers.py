@@ -219,11 +219,14 @@ def _routed_event(facts: ComplaintFacts, data: dict, decision: Decision, clocks:
 # - `attached`: every event's attachment references, claimed or not (ON CONFLICT DO NOTHING),
 #   as `attachments.record_in` does.
 # Every data-modifying part runs exactly once and to completion, whatever the final SELECT
-# reads; it returns the positions of the routed events. Values are typed without lengths in
-# json_to_record, so a too-long value fails in the INSERT of a row that is really inserted,
-# as the statement-per-row path fails; JSON columns get the text SQLAlchemy's JSON type would
-# send (json.dumps: None is a JSON null). A datetime must be timezone-aware (as UTCDateTime
-# requires).
+# reads; it returns the positions of the routed events. The parameter is read ONCE, as jsonb
+# (`$1::jsonb`): as json, every `->`, `->>` and json_to_record parsed the event's text again,
+# eight parses per event, which made the JSON a third of the backend's CPU for the batch
+# (docs/performance.md, "Session 8: routing's batch statement"). Values are typed without
+# lengths in jsonb_to_record, so a too-long value fails in the INSERT of a row that is really
+# inserted, as the statement-per-row path fails; JSON columns get the text SQLAlchemy's JSON
+# type would send (json.dumps: None is a JSON null), a string in the payload, so jsonb keeps
+# it as it is. A datetime must be timezone-aware (as UTCDateTime requires).
 
 
 def _pg_type(column) -> str:
@@ -248,7 +251,7 @@ def _pg_insert(table, columns: tuple[str, ...], source: str, key: str, suffix: s
     values = ", ".join(f'r."{c}"::json' if isinstance(table.c[c].type, JSON) else f'r."{c}"'
                        for c in columns)
     return (f'INSERT INTO "{table.name}" ({names}) SELECT {values} FROM {source} '
-            f"CROSS JOIN LATERAL json_to_record({source}.v->'{key}') AS r({kinds}) "
+            f"CROSS JOIN LATERAL jsonb_to_record({source}.v->'{key}') AS r({kinds}) "
             f"ORDER BY {source}.n{suffix}")
 
 
@@ -279,7 +282,7 @@ def _build_pg_route() -> str:
     return (
         "WITH ev AS ("
         "SELECT e.n, e.v->>'event_id' AS event_id, e.v->>'complaint_id' AS complaint_id, e.v "
-        "FROM json_array_elements($1) WITH ORDINALITY AS e(v, n)), "
+        "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(v, n)), "
         "claimed AS ("
         f'INSERT INTO "{processed_events.name}" (consumer, event_id, processed_at) '
         "SELECT $2, ev.event_id, $3 FROM ev ORDER BY ev.n "
@@ -295,7 +298,7 @@ def _build_pg_route() -> str:
         f"staged AS ({_pg_insert(outbox, _OUTBOX_COLUMNS, 'routed', 'outbox')}), "
         f'attached AS (INSERT INTO "{attachments_table.name}" ({names}) SELECT {values} '
         "FROM ev CROSS JOIN LATERAL ROWS FROM ("
-        f"json_to_recordset(ev.v->'attachments') AS ({kinds})) WITH ORDINALITY "
+        f"jsonb_to_recordset(ev.v->'attachments') AS ({kinds})) WITH ORDINALITY "
         f"AS a({names}, i) ORDER BY ev.n, a.i ON CONFLICT DO NOTHING) "
         "SELECT n FROM routed"
     )
@@ -337,6 +340,11 @@ def _json_value(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _json_text(value):
+    """A datetime as the text `_json_value` gives it; any other value as it is."""
+    return _json_value(value) if isinstance(value, datetime) else value
+
+
 def _with_json_text(row: dict, columns) -> dict:
     """`row` with its JSON columns as the text SQLAlchemy's JSON type would send."""
     return {**row, **{c: json.dumps(row[c]) for c in columns}}
@@ -351,6 +359,10 @@ def _route_in_one_statement(uow, registry: Registry, events: list[Event], now: d
     so the batch takes the statement-per-row path (nothing was sent yet), which raises that
     error only for an event it really routes (a redelivery is answered None)."""
     decided, payload = [], []
+    # The rows' datetimes go into the payload as the text json.dumps's `default` (_json_value)
+    # would make of them, formatted once each here (`now` once per batch): a `default` call per
+    # datetime occurrence, eleven per complaint, cost more than the rest of the encoding.
+    now_text = _json_text(now)
     for event in events:
         data = event.data
         facts, decision, clocks = _decide(registry, data, calendar, response_days,
@@ -360,13 +372,16 @@ def _route_in_one_statement(uow, registry: Registry, events: list[Event], now: d
         except Exception:
             return None
         decided.append(decision)
+        clocks = {name: _json_text(at) for name, at in clocks.items()}
+        row_data = {**data, "received_at": _json_text(data["received_at"])}
         payload.append({
             "event_id": event.event_id,
             "complaint_id": str(facts.complaint_id),
-            "decision": _decision_row(facts, data, decision, clocks, now),
-            "complaint": _with_json_text(_complaint_row(facts, data, decision, clocks, now),
-                                         _JSON_COLUMNS["complaint"]),
-            "audit": _with_json_text(audit_row(**_audit_fields(facts, decision, now)),
+            "decision": _decision_row(facts, row_data, decision, clocks, now_text),
+            "complaint": _with_json_text(
+                _complaint_row(facts, row_data, decision, clocks, now_text),
+                _JSON_COLUMNS["complaint"]),
+            "audit": _with_json_text(audit_row(**_audit_fields(facts, decision, now_text)),
                                      _JSON_COLUMNS["audit"]),
             # Counted as staged even when the event turns out to be a redelivery: the relay is
             # then woken once for nothing.

@@ -112,6 +112,7 @@ class Registry:
         self._kua_by_kecamatan = kua_by_kecamatan
         self._aliases = aliases
         self._alias_lengths = tuple(sorted({len(k) for k in aliases}, reverse=True))
+        self._alias_first_words = frozenset(k[0] for k in aliases)
 
     def get(self, code: str) -> Unit | None:
         return self._units.get(code)
@@ -139,10 +140,14 @@ class Registry:
         """The first madrasah named in the text (longest alias wins at a position), or None.
 
         Cost depends on the length of the text and of the longest alias, not on the number of
-        units: each word n-gram of the normalized text is one dict look-up.
+        units: each word n-gram of the normalized text that starts with the first word of an
+        alias is one dict look-up.
         """
         words = text.tokens(description)
-        for start in range(len(words)):
+        first_words = self._alias_first_words
+        for start, word in enumerate(words):
+            if word not in first_words:
+                continue  # no alias starts here (most words)
             for length in self._alias_lengths:
                 code = self._aliases.get(words[start : start + length])
                 if code is not None:

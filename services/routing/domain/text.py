@@ -396,11 +396,22 @@ _SUFFIXES = ("nya", "lah", "kah")
 _PHRASES_BY_FIRST: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {}
 for _phrase, _name in _INTEGRITY_PHRASES.items():
     _PHRASES_BY_FIRST[_phrase[0]] = (*_PHRASES_BY_FIRST.get(_phrase[0], ()), (_phrase, _name))
+# Every word at which integrity_terms can find a term: a term word, a term word with a suffix
+# (as the suffix rule strips it: a stem of more than three letters), the first word of a phrase,
+# an asking word. Most complaints have none of them; their scan is one set test.
+_TRIGGERS = frozenset({
+    *_INTEGRITY_WORDS,
+    *(word + suffix for word in _INTEGRITY_WORDS if len(word) > 3 for suffix in _SUFFIXES),
+    *_PHRASES_BY_FIRST,
+    *_ASKING,
+})
 
 
 def integrity_terms(text: str) -> tuple[str, ...]:
     """Integritas terms found in `text` (canonical names, in order, without duplicates)."""
     words = tokens(text)
+    if _TRIGGERS.isdisjoint(words):
+        return ()
     found: list[str] = []
     for i, word in enumerate(words):
         term = _INTEGRITY_WORDS.get(word)

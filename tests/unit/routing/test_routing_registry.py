@@ -58,6 +58,9 @@ def test_every_seed_unit_has_fictional_office_and_head_contacts(seed):
         ("min 7 kepahiang", "min-7-kepahiang"),
         ("anak saya di MAN I Kepahiang", "man-1-kepahiang"),
         ("MA Al-Munawaroh 2", "mas-al-munawwaroh-2"),
+        ("sudah dua minggu berkas di madrasah tsanawiyah negeri 2 belum diurus",
+         "mtsn-2-kepahiang"),
+        ("keluhan guru: ma al munawaroh 2, lalu mtsn 2", "mas-al-munawwaroh-2"),
     ],
 )
 def test_madrasahs_are_found_by_name_or_alias(seed, text, code):

@@ -100,6 +100,23 @@ def test_integritas_language_is_detected(text, term):
 
 
 @pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        ("suapnya sudah diterima petugas", ("suap",)),
+        ("katanya punglinya wajib", ("pungli",)),
+        ("calolah yang mengurus berkas", ("calo",)),
+        ("apakah ini gratifikasikah", ("gratifikasi",)),
+        ("pemerasannya terjadi dua kali, lalu uang pelicinnya diminta", ("pemerasan",
+                                                                          "uang pelicin")),
+        # the suffix is stripped only from a stem of more than three letters
+        ("nyanya kahkah lahlah", ()),
+    ],
+)
+def test_a_term_with_a_suffix_is_detected_as_the_term(text, terms):
+    assert integrity_terms(text) == terms
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "Jadwal bimbingan calon pengantin tidak jelas",
