@@ -12,10 +12,13 @@ session as the service's `_replay` and `get_contact` use them. Per phase: this p
 from /proc/<pid>/schedstat, so the server must run on this machine) and wall time, per event
 or call. `--green`: eventlet's monkey patching first, as nameko's runner does, so psycopg2
 waits for each round trip through eventlet's hub (the services' cost of a round trip).
+`--prepared` (session 8): `apply_status_events(..., prepared=True)`, as the service calls it
+(its statements PREPAREd once per connection), where the tree's handlers take it.
 Only the services' public API is used, so an older tree runs it too (PYTHONPATH first).
 """
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -57,7 +60,7 @@ def _routed(accepted) -> object:
     }, correlation_id=accepted.complaint_id))
 
 
-def main(events: int, warm: int, batch: int) -> dict:
+def main(events: int, warm: int, batch: int, prepared: bool = False) -> dict:
     dbs = Databases()
     admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", pool_size=1)
     engine = None
@@ -85,8 +88,11 @@ def main(events: int, warm: int, batch: int) -> dict:
         routed = [_routed(a) for a in accepted]
         backend = BackendCpu(admin, url.rsplit("/", 1)[1])
 
+        takes = "prepared" in inspect.signature(handlers.apply_status_events).parameters
+        options = {"prepared": True} if prepared and takes else {}
+
         def routed_step(i):
-            handlers.apply_status_events(uow, routed[i:i + batch])
+            handlers.apply_status_events(uow, routed[i:i + batch], **options)
 
         def answer_step(i):
             with Session(engine) as session:
@@ -96,7 +102,8 @@ def main(events: int, warm: int, batch: int) -> dict:
             with Session(engine) as session:
                 assert handlers.contact_for(session, accepted[i].complaint_id, BOX)
 
-        result = {"events": events, "batch": batch, "green": "eventlet" in sys.modules}
+        result = {"events": events, "batch": batch, "green": "eventlet" in sys.modules,
+                  "prepared": bool(options)}
         for name, step, stride in (("routed", routed_step, batch),
                                    ("stored_answer", answer_step, 1),
                                    ("contact_for", contact_step, 1)):
@@ -123,5 +130,6 @@ if __name__ == "__main__":
     parser.add_argument("--warm", type=int, default=60)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--green", action="store_true")
+    parser.add_argument("--prepared", action="store_true")
     args = parser.parse_args()
-    print(json.dumps(main(args.events, args.warm, args.batch)))
+    print(json.dumps(main(args.events, args.warm, args.batch, args.prepared)))

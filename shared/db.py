@@ -62,10 +62,11 @@ class UTCDateTime(TypeDecorator):
 
 def prepared_statements() -> bool:
     """Whether a service may PREPARE statements on its PostgreSQL connections (routing's batch
-    statement). A prepared statement is session state: behind a pooler in transaction mode
-    (PgBouncer's `pool_mode = transaction`) the next transaction may run on a server
-    connection that lacks it, or has it already, so set DUMAS_PG_PREPARED_STATEMENTS=0 there;
-    the services then run the same work as separate plain statements."""
+    statement, intake's submit and routed-status statements, the outbox relays' claim). A
+    prepared statement is session state: behind a pooler in transaction mode (PgBouncer's
+    `pool_mode = transaction`) the next transaction may run on a server connection that lacks
+    it, or has it already, so set DUMAS_PG_PREPARED_STATEMENTS=0 there; the services then run
+    the same work as separate plain statements."""
     return os.environ.get("DUMAS_PG_PREPARED_STATEMENTS", "1") != "0"
 
 

@@ -25,6 +25,7 @@ from services.intake.domain.apikeys import ApiKeys
 from services.intake.domain.ratelimit import Limit, RateLimiter
 from services.intake.domain.sealing import PersonalDataBox, new_key
 from shared.auth import session_secret
+from shared.db import prepared_statements
 from shared.storage import blob_store_from_config, link_secret
 from shared.throttle import FailureBuckets
 from shared.web import client_address
@@ -89,6 +90,10 @@ class ChannelTools:
         self.whatsapp_secret = _setting(config, "WHATSAPP_APP_SECRET", "")
         self.whatsapp_verify_token = _setting(config, "WHATSAPP_VERIFY_TOKEN", "")
         self.trust_proxy = str(_setting(config, "TRUST_PROXY", "0")) == "1"
+        # Whether the submit and status statements may be PREPAREd on PostgreSQL connections
+        # (off behind a transaction-mode pooler): read once, a process keeps the setting it
+        # started with.
+        self.prepared = prepared_statements()
         # Evidence attachments (docs/attachments.md): the blob store, download-link key, and
         # the Cloud API's media endpoints for WhatsApp photos, documents and voice notes.
         self.blobs = blob_store_from_config(config)

@@ -3,14 +3,15 @@ work. No nameko here: these functions take plain data and a UnitOfWork."""
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, func, literal, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.intake.db import (
     attachments as attachments_table,
@@ -208,6 +209,7 @@ def submit_complaint(
     now: datetime | None = None,
     attachments: list[dict] | None = None,
     on_stored: Callable | None = None,
+    prepared: bool = False,
 ) -> Accepted:
     """Store a validated complaint, its complainant and a `complaint_received` event, atomically.
 
@@ -217,6 +219,9 @@ def submit_complaint(
     ``attachments``: references (services.intake.attachments) to files already in the blob
     store; they are recorded in the same transaction as the complaint. ``on_stored(uow,
     complaint_id, now)`` adds more writes to that transaction (a queued WhatsApp download).
+    ``prepared``: on PostgreSQL, the inserts with their duplicate check go as a statement
+    PREPAREd on the connection (`_insert_in_one_round_trip`); the service passes its process's
+    `shared.db.prepared_statements()`.
     """
     attachments = attachments or []
     now = now or datetime.now(UTC)
@@ -276,7 +281,7 @@ def submit_complaint(
                     alone = not attachments and on_stored is None
                     with (uow.autocommit() if alone else nullcontext(connection)) as statement:
                         inserted = _insert_in_one_round_trip(statement, rows,
-                                                             contact_key and since)
+                                                             contact_key and since, prepared)
                     if not inserted:  # nothing written: the rest is an ordinary transaction
                         earlier = _find_duplicate(uow, contact_key, clean["description"], now)
                         if earlier is not None:
@@ -295,7 +300,7 @@ def submit_complaint(
                 if on_stored is not None:
                     on_stored(uow, complaint_id, now)
                 uow.commit()
-            except IntegrityError:
+            except (IntegrityError, _PreparedStatementLost):
                 continue
         return accepted
     raise RuntimeError("could not allocate a unique tracking code")
@@ -416,7 +421,9 @@ _INSERTS = {complaints: _INSERT_COMPLAINT, complainants: _INSERT_COMPLAINANT,
 # collision) fails the execute and leaves nothing of the attempt. The idempotency insert comes
 # last, a plain INSERT: a key another request took first fails the execute (unique violation
 # on `idempotency`: IdempotencyRace), so nothing of the attempt is committed, in autocommit
-# mode too; the execute's rowcount is the last part's, 0 only when the guard held. Values are
+# mode too; the execute's rowcount is the last part's, 0 only when the guard held. The guarded
+# statement is PREPAREd on each connection when the service allows it (`_Prepared`,
+# session 8: the server no longer parses and plans it per complaint). Values are
 # bound by psycopg2; every value is a plain str/int/bool/None or an aware datetime (what
 # UTCDateTime would send: psycopg2 sends its UTC offset and the column is timestamptz).
 #
@@ -457,10 +464,72 @@ def _pg_insert(table, columns: tuple[str, ...], tail: str | None = None) -> str:
     return f'INSERT INTO "{table.name}" ({names}) {source}'
 
 
+class _Prepared:
+    """A statement with psycopg2's `%(name)s` parameters as the PREPAREd statement `name`: its
+    PREPARE (parameters $1, $2, ... in the order they first appear, their types inferred by the
+    server from the statement: target columns, casts, comparisons; so a value too long for a
+    `varchar(n)` column fails as it does in the text) and its EXECUTE with the same parameters.
+    A prepared statement is session state, kept across transactions (also rolled-back ones);
+    which connections have it is remembered in the pooled DBAPI connection's `info`
+    (`_prepare_on`), which a replaced connection does not inherit."""
+
+    def __init__(self, name: str, sql: str):
+        order = list(dict.fromkeys(_PARAMETER.findall(sql)))
+        number = {parameter: n for n, parameter in enumerate(order, 1)}
+        self.name = name
+        self.prepare = f"PREPARE {name} AS " + _PARAMETER.sub(
+            lambda m: f"${number[m.group(1)]}", sql)
+        self.execute = f"EXECUTE {name} (" + ", ".join(f"%({p})s" for p in order) + ")"
+
+
+_PARAMETER = re.compile(r"%\((\w+)\)s")
+_PREPARED_ON = "intake_prepared"  # key in the DBAPI connection's `info`: names prepared there
+_NO_SUCH_PREPARED_STATEMENT = "26000"  # invalid_sql_statement_name
+
+
+class _PreparedStatementLost(Exception):
+    """The server no longer has a statement this connection PREPAREd (its session was reset):
+    the attempt failed having written nothing; the next one prepares it again."""
+
+
+def _prepare_on(connection, *statements: _Prepared) -> None:
+    """PREPARE those of `statements` the database connection does not have yet (one round trip,
+    the first time a connection runs them): the server then parses each once per connection
+    and, after its first executions, plans it once."""
+    have = connection.connection.info.setdefault(_PREPARED_ON, set())
+    missing = [statement for statement in statements if statement.name not in have]
+    if missing:
+        connection.exec_driver_sql("; ".join(statement.prepare for statement in missing))
+        have.update(statement.name for statement in missing)
+
+
+@contextmanager
+def _statements_lost(connection):
+    """Inside: the server's "no such prepared statement" raises _PreparedStatementLost, and
+    the connection is taken to have none of them (a session reset drops them all)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) == _NO_SUCH_PREPARED_STATEMENT:
+            connection.connection.info.pop(_PREPARED_ON, None)
+            raise _PreparedStatementLost(str(exc.orig)) from exc
+        raise
+
+
+@dataclass(frozen=True)
+class _PgSubmit:
+    """The SQL of one shape of rows, with the defaults to send with each row; guarded (one
+    statement), also as a prepared statement."""
+
+    sql: str  # psycopg2's %(name)s parameters
+    defaults: list[dict]
+    prepared: _Prepared | None = None
+
+
 _PG_SUBMIT: dict = {}
 
 
-def _pg_submit(shape: tuple, guarded: bool) -> tuple[str, list[dict]]:
+def _pg_submit(shape: tuple, guarded: bool) -> _PgSubmit:
     """The SQL of rows of this shape ((table, keys) ..., the complaint first) and the defaults
     to send with each row. Unguarded: one statement per row. Guarded: ONE statement, the
     complaint inserted only under `_GUARD` and every other row selected from what it inserted
@@ -479,31 +548,43 @@ def _pg_submit(shape: tuple, guarded: bool) -> tuple[str, list[dict]]:
             else:
                 statements.append(_pg_insert(table, columns, "FROM c"))
         if not guarded:
-            sql = "; ".join(statements)
+            found = _PgSubmit("; ".join(statements), defaults)
         else:
             last = statements.pop() if shape[-1][0] is idempotency else "SELECT 1 FROM c"
             sql = "WITH " + ", ".join([statements[0]] + [
                 f"s{n} AS ({statement})" for n, statement in enumerate(statements[1:])
             ]) + " " + last
-        found = _PG_SUBMIT[shape, guarded] = (sql, defaults)
+            # one name per shape, in this process
+            found = _PgSubmit(sql, defaults, _Prepared(f"intake_submit_{len(_PG_SUBMIT)}", sql))
+        _PG_SUBMIT[shape, guarded] = found
     return found
 
 
-def _insert_in_one_round_trip(connection, rows: list[tuple], since: datetime | None) -> bool:
+def _insert_in_one_round_trip(connection, rows: list[tuple], since: datetime | None,
+                              prepared: bool = False) -> bool:
     """Insert `rows` ((table, values) ..., the complaint first) in one round trip. With `since`,
     only if the complaint's contact has no open complaint since then: False when it has (and
-    nothing was written). Raises IdempotencyRace when the idempotency record (last) was taken:
-    the execute failed, nothing of it was written."""
-    sql, defaults = _pg_submit(tuple((t, frozenset(v)) for t, v in rows), since is not None)
+    nothing was written); `prepared`: that statement PREPAREd (`_Prepared`: the server no
+    longer parses and plans it per complaint; sent as text that was over a third of the
+    server's CPU for it, docs/performance.md "Session 8: intake's statements prepared"). Raises
+    IdempotencyRace when the idempotency record (last) was taken: the execute failed, nothing
+    of it was written."""
+    submit = _pg_submit(tuple((t, frozenset(v)) for t, v in rows), since is not None)
     params = {}
-    for (table, values), missing in zip(rows, defaults, strict=True):
+    for (table, values), missing in zip(rows, submit.defaults, strict=True):
         name = table.name
         params.update({f"{name}_{k}": v for k, v in missing.items()})
         params.update({f"{name}_{k}": v for k, v in values.items()})
     if since is not None:
         params.update(guard_contact_key=params["complaints_contact_key"], guard_since=since)
     try:
-        return connection.exec_driver_sql(sql, params).rowcount == 1  # 0: the guard held
+        if prepared and submit.prepared is not None:
+            _prepare_on(connection, submit.prepared)
+            with _statements_lost(connection):
+                result = connection.exec_driver_sql(submit.prepared.execute, params)
+        else:
+            result = connection.exec_driver_sql(submit.sql, params)
+        return result.rowcount == 1  # 0: the guard held
     except IntegrityError as exc:
         if getattr(getattr(exc.orig, "diag", None), "table_name", None) == idempotency.name:
             raise IdempotencyRace(
@@ -650,7 +731,8 @@ def apply_status_event(uow_factory, event: Event) -> bool:
     return apply_status_events(uow_factory, [event])[0]
 
 
-def apply_status_events(uow_factory, events: list[Event]) -> list[bool]:
+def apply_status_events(uow_factory, events: list[Event], *, prepared: bool = False
+                        ) -> list[bool]:
     """`apply_status_event` for several events in ONE transaction (intake's batched
     complaint_routed consumer): one commit for the batch. An unknown complaint raises
     UnknownComplaint and rolls back the whole batch (the batch consumer then handles its events
@@ -662,14 +744,22 @@ def apply_status_events(uow_factory, events: list[Event]) -> list[bool]:
     after the other. On PostgreSQL (psycopg2) the whole transaction is TWO round trips, whatever
     the batch size: `BEGIN` with the claim and the lock, then the writes with `COMMIT` (a
     message-carrying event adds one). SQLite and other drivers: the claim, the lock, the
-    updates and the history entries as four statements in an ordinary transaction."""
-    with uow_factory() as uow:
-        if uow.session.get_bind().dialect.driver == "psycopg2":
-            applied = _apply_statuses_pg(uow, events)
-        else:
-            applied = _apply_statuses(uow, uow.session.connection(), events)
-        uow.commit()
-    return applied
+    updates and the history entries as four statements in an ordinary transaction.
+    `prepared` (PostgreSQL): those statements PREPAREd once per connection (the service passes
+    its process's `shared.db.prepared_statements()`); a server that lost them fails that
+    attempt, which rolls back, and the next prepares them again."""
+    for _attempt in range(2):
+        with uow_factory() as uow:
+            if uow.session.get_bind().dialect.driver == "psycopg2":
+                try:
+                    applied = _apply_statuses_pg(uow, events, prepared)
+                except _PreparedStatementLost:
+                    continue
+            else:
+                applied = _apply_statuses(uow, uow.session.connection(), events)
+            uow.commit()
+        return applied
+    raise RuntimeError("intake's status statements were lost twice in a row")
 
 
 # A complaint's state that lifecycle events change, in the order of the PostgreSQL update below.
@@ -702,7 +792,6 @@ _PG_CLAIMED_AND_LOCKED = (
 _PG_LOCKED = ("locked AS (SELECT id, " + ", ".join(f'"{col}"' for col in _STATE)
               + ' FROM "complaints" ')
 _PG_CLAIM_AND_LOCK = (
-    "BEGIN; "
     'WITH claimed AS (INSERT INTO "processed_events" (consumer, event_id, processed_at) '
     "SELECT %(consumer)s, unnest(%(event_ids)s::varchar[]), %(now)s "
     "ON CONFLICT DO NOTHING RETURNING event_id), "
@@ -713,7 +802,6 @@ _PG_CLAIM_AND_LOCK = (
 # arrays (session 5's form; the first batch form of session 7 cost the server ~0.1 ms more
 # per event at batch 1 in bench/hop_cpu.py).
 _PG_CLAIM_AND_LOCK_ONE = (
-    "BEGIN; "
     'WITH claimed AS (INSERT INTO "processed_events" (consumer, event_id, processed_at) '
     "VALUES (%(consumer)s, %(event_ids)s, %(now)s) ON CONFLICT DO NOTHING RETURNING event_id), "
     + _PG_LOCKED + "WHERE id = %(complaint_ids)s AND EXISTS (SELECT FROM claimed) FOR UPDATE) "
@@ -728,20 +816,55 @@ _PG_WRITE_STATES = (
     "%(unit_code)s::varchar[], %(unit_name)s::varchar[], %(due_at)s::timestamptz[], "
     "%(routed_seq)s::int[], %(updated_at)s::timestamptz[]) AS v(id, "
     + ", ".join(f'"{col}"' for col in _STATE)
-    + ") WHERE c.id = v.id; "
+    + ") WHERE c.id = v.id",
     'INSERT INTO "status_history" (' + ", ".join(f'"{col}"' for col in _HISTORY) + ") "
     "SELECT * FROM unnest(%(h_complaint_id)s::varchar[], %(h_status)s::varchar[], "
     "%(h_seq)s::int[], %(h_at)s::timestamptz[], %(h_unit_code)s::varchar[], "
-    "%(h_unit_name)s::varchar[]); "
+    "%(h_unit_name)s::varchar[])",
 )
 # One complaint (a batch of one, as below ~10 events a second): the plain forms, which the
 # server plans and runs in about half the time of the unnest join (session 5).
 _PG_WRITE_STATE = (
     'UPDATE "complaints" SET ' + ", ".join(f'"{col}" = %({col})s' for col in _STATE)
-    + " WHERE id = %(id)s; "
+    + " WHERE id = %(id)s",
     'INSERT INTO "status_history" (' + ", ".join(f'"{col}"' for col in _HISTORY) + ") VALUES ("
-    + ", ".join(f"%(h_{col})s" for col in _HISTORY) + "); "
+    + ", ".join(f"%(h_{col})s" for col in _HISTORY) + ")",
 )
+
+
+@dataclass(frozen=True)
+class _StatusSql:
+    """The query strings of `_apply_statuses_pg`: (1) `BEGIN` and the claim and lock, of a
+    batch or of one event; (2) the writes of several complaints or of one, then `COMMIT`."""
+
+    claim: str
+    claim_one: str
+    write: str
+    write_one: str
+    prepares: tuple = ()  # what the connection must have PREPAREd first
+
+
+def _status_sql(prepared: bool) -> _StatusSql:
+    """As text, or (session 8) as EXECUTEs of statements PREPAREd once per connection: the
+    server then plans them once instead of per batch (docs/performance.md, "Session 8:
+    intake's statements prepared")."""
+    if not prepared:
+        return _StatusSql(
+            "BEGIN; " + _PG_CLAIM_AND_LOCK, "BEGIN; " + _PG_CLAIM_AND_LOCK_ONE,
+            "; ".join((*_PG_WRITE_STATES, "COMMIT")), "; ".join((*_PG_WRITE_STATE, "COMMIT")))
+    claim = _Prepared("intake_claim_and_lock", _PG_CLAIM_AND_LOCK)
+    claim_one = _Prepared("intake_claim_and_lock_one", _PG_CLAIM_AND_LOCK_ONE)
+    write = [_Prepared(f"intake_write_states_{n}", sql) for n, sql in enumerate(_PG_WRITE_STATES)]
+    write_one = [_Prepared(f"intake_write_state_{n}", sql)
+                 for n, sql in enumerate(_PG_WRITE_STATE)]
+    return _StatusSql(
+        "BEGIN; " + claim.execute, "BEGIN; " + claim_one.execute,
+        "; ".join([*(w.execute for w in write), "COMMIT"]),
+        "; ".join([*(w.execute for w in write_one), "COMMIT"]),
+        (claim, claim_one, *write, *write_one))
+
+
+_STATUS_SQL = {prepared: _status_sql(prepared) for prepared in (False, True)}
 _CLAIMS: dict = {}
 
 
@@ -755,11 +878,13 @@ def _claimed_of(events: list[Event], claimed: set[str]) -> list[bool]:
     return todo
 
 
-def _apply_statuses_pg(uow: UnitOfWork, events: list[Event]) -> list[bool]:
+def _apply_statuses_pg(uow: UnitOfWork, events: list[Event], prepared: bool) -> list[bool]:
     complaint_of = {e.event_id: e.data["complaint_id"] for e in events}  # each event once
     one = len(complaint_of) == 1
-    with uow.autocommit() as conn:
-        found = conn.exec_driver_sql(_PG_CLAIM_AND_LOCK_ONE if one else _PG_CLAIM_AND_LOCK, {
+    sql = _STATUS_SQL[prepared]
+    with uow.autocommit() as conn, _statements_lost(conn):
+        _prepare_on(conn, *sql.prepares)
+        found = conn.exec_driver_sql(sql.claim_one if one else sql.claim, {
             "consumer": CONSUMER, "now": datetime.now(UTC),
             "event_ids": next(iter(complaint_of)) if one else list(complaint_of),
             "complaint_ids": next(iter(complaint_of.values())) if one
@@ -779,11 +904,11 @@ def _apply_statuses_pg(uow: UnitOfWork, events: list[Event]) -> list[bool]:
         if len(ids) == len(history) == 1:
             params = dict(state[ids[0]])
             params.update({f"h_{c}": history[0][c] for c in _HISTORY})
-            conn.exec_driver_sql(_PG_WRITE_STATE + "COMMIT", params)
+            conn.exec_driver_sql(sql.write_one, params)
         else:
             params = {"id": ids, **{c: [state[i][c] for i in ids] for c in _STATE}}
             params.update({f"h_{c}": [h[c] for h in history] for c in _HISTORY})
-            conn.exec_driver_sql(_PG_WRITE_STATES + "COMMIT", params)
+            conn.exec_driver_sql(sql.write, params)
     return todo
 
 

@@ -212,7 +212,8 @@ class IntakeService:
 
     def _store(self, clean, **kw):
         accepted = handlers.submit_complaint(self.db.unit_of_work, clean,
-                                             box=self.channels.box, **kw)
+                                             box=self.channels.box,
+                                             prepared=self.channels.prepared, **kw)
         if accepted.duplicate:
             DUPLICATES.labels(clean["channel"]).inc()
             RECEIVED.labels(clean["channel"], "duplicate").inc()
@@ -913,7 +914,8 @@ class IntakeService:
 
     def _apply_all(self, events):
         try:
-            handlers.apply_status_events(self.db.unit_of_work, events)
+            handlers.apply_status_events(self.db.unit_of_work, events,
+                                         prepared=self.channels.prepared)
         except handlers.UnknownComplaint as exc:
             raise PermanentError(f"unknown complaint {exc}") from exc
 
