@@ -3,6 +3,7 @@ deliveries sent (files written, rows `sent`, notification_sent events published)
 
     PYTHONPATH=. .venv/bin/python bench/notification_cpu.py [--complaints 400] [--rate 25]
         [--tree DIR] [--profile FILE] [--phases backlog,paced|none] [--idle-seconds 4]
+        [--lease-plan PENDING]
 
 The service runs exactly as `make bench` runs it (`nameko run --config
 services/notification/config.yaml services.notification.service`: file provider, unit channel
@@ -25,6 +26,11 @@ backends serving its database (pg_stat_activity -> /proc), net of the idle CPU m
 `--handlers` measures notification's own code only, in this process without nameko or a broker:
 `handlers.plan` and `handlers.send_leased` for each event (file provider, the address given),
 with the statements and commits per complaint counted.
+
+`--lease-plan N` measures the drainer's lease alone (handlers.lease_due, 10 rows) at N pending
+complainant deliveries queued behind 5 units', on a fresh table never analyzed: its plan, shared
+buffers and server time (EXPLAIN ANALYZE of the statement as lease_due sends it); run it with
+`PYTHONPATH=/tmp/rev` for the other copy of the code.
 
 `--tree DIR` runs the service from another copy of the code (e.g. `git archive HEAD | tar -x -C
 /tmp/rev`) with this same script, for interleaved before/after runs. `--profile FILE` runs the
@@ -199,6 +205,87 @@ def handlers_only(complaints: int, profile: str | None) -> dict:
         dbs.close()
 
 
+def lease_plan(pending: int, units: int, limit: int = 10, runs: int = 20) -> dict:
+    """The drainer's lease (handlers.lease_due) at a queue of `pending` complainant deliveries
+    due behind `units` units' ones, on a table never analyzed (a fresh database): its plan,
+    buffers and server time (EXPLAIN ANALYZE, BUFFERS of the statement exactly as lease_due sends
+    it, seen on a lease of nothing; each run rolled back). First run and median of `runs`."""
+    from sqlalchemy import event as sa_event
+    from sqlalchemy import insert
+    from sqlalchemy.orm import sessionmaker
+
+    from bench.infra import Databases
+    from services.cli import SERVICES_DIR
+    from services.notification import handlers
+    from services.notification.db import deliveries, outbox, processed_events
+    from shared.db import UnitOfWork, make_engine, utcnow
+    from shared.migrate import upgrade
+
+    dbs, engine = Databases(), None
+    try:
+        url = dbs.create("notification_lease")
+        upgrade(SERVICES_DIR / "notification" / "migrations", url)
+        engine = make_engine(url)
+        factory = sessionmaker(engine, expire_on_commit=False)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE deliveries SET (autovacuum_enabled = off)")
+            now = utcnow()
+            conn.execute(insert(deliveries), [{
+                "id": str(uuid.uuid4()), "cause_event_id": str(uuid.uuid4()),
+                "complaint_id": str(uuid.uuid4()), "audience": audience, "recipient": UNIT,
+                "channel": "email", "template": "complaint_routed",
+                "context": {"tracking_code": "DMS-7Q4K-2P9M", "unit_name": "KUA Merigi"},
+                "status": "pending", "attempts": 0, "created_at": now,
+                "next_attempt_at": now - timedelta(minutes=10) + timedelta(milliseconds=i),
+            } for audience, count in (("complainant", pending), ("unit", units))
+                for i in range(count)])
+        sent = []
+
+        def seen(_conn, _cursor, sql, params, *_):
+            sent.append((sql, params))
+
+        sa_event.listen(engine, "before_cursor_execute", seen)
+        handlers.lease_due(lambda: UnitOfWork(factory, outbox, processed_events), 0,
+                           timedelta(minutes=5))
+        sa_event.remove(engine, "before_cursor_execute", seen)
+        [(sql, params)] = [(q, p) for q, p in sent if "UPDATE deliveries" in q]
+        head, sep, tail = sql.partition("WITH due")
+        explain = head + "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sep + tail
+        plans = []
+        with engine.connect() as conn:
+            for _ in range(runs):
+                plans.append(conn.exec_driver_sql(explain, {**params, "b_limit": limit}
+                                                  ).scalar()[0])
+                conn.rollback()
+
+        def nodes(plan):
+            yield plan
+            for child in plan.get("Plans", ()):
+                yield from nodes(child)
+
+        def figures(plan):
+            top = plan["Plan"]
+            due = [n for n in nodes(top) if n.get("Subplan Name") == "CTE due"]
+            return {"buffers": top["Shared Hit Blocks"] + top["Shared Read Blocks"],
+                    "due_buffers": (due[0]["Shared Hit Blocks"] + due[0]["Shared Read Blocks"]
+                                    if due else None),
+                    "server_ms": round(plan["Planning Time"] + plan["Execution Time"], 3)}
+
+        rest = [figures(p) for p in plans[1:]]
+        return {
+            "pending_complainants": pending, "units": units, "limit": limit,
+            "scans": [(n["Node Type"], n.get("Index Name")) for n in nodes(plans[0]["Plan"])
+                      if "Scan" in n["Node Type"] or n["Node Type"] == "Sort"],
+            "first": figures(plans[0]),
+            "median": {k: statistics.median(r[k] for r in rest) for k in ("buffers",
+                                                                          "server_ms")},
+        }
+    finally:
+        if engine is not None:
+            engine.dispose()
+        dbs.close()
+
+
 def proc_cpu(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -294,7 +381,12 @@ def main() -> dict:
                         help="which of backlog,paced to run (none: the idle figure only)")
     parser.add_argument("--idle-seconds", type=float, default=4.0,
                         help="how long the idle CPU (no load, after the warm-up) is measured")
+    parser.add_argument("--lease-plan", type=int, default=0, metavar="PENDING",
+                        help="the drainer's lease at PENDING complainant deliveries queued "
+                             "behind 5 units': plan, buffers, server time (no service)")
     args = parser.parse_args()
+    if args.lease_plan:
+        return lease_plan(args.lease_plan, units=5)
     if args.role == "service":
         run_service(args.profile)
         return {}

@@ -1,7 +1,18 @@
 """notification's tables: one delivery per (cause event, recipient, channel), plus the shared
 outbox and processed-event tables. Addresses are never stored: they are fetched at send time."""
 
-from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    literal_column,
+    text,
+)
 
 from shared.db import UTCDateTime, outbox_table, processed_events_table
 
@@ -34,6 +45,11 @@ deliveries = Table(
     Column("fallback_of", String(36)),
     Index("ix_deliveries_pending", "status", "next_attempt_at"),
     Index("ix_deliveries_complaint", "complaint_id"),
+    # The pending deliveries in lease order (DUE_ORDER below), so that a lease walks only as
+    # many entries as it leases (plus those of rows sent since the last VACUUM, which an Index
+    # Scan marks dead as it passes) however many complainants' deliveries wait behind the units'.
+    Index("ix_deliveries_due", text("(audience <> 'unit')"), "next_attempt_at",
+          postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
 )
 
 # What notification remembers of each routed complaint, for the lifecycle messages that follow
@@ -60,3 +76,10 @@ complaint_views = Table(
 
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
+
+# The order in which due deliveries are sent (handlers.lease_due): units first, then oldest.
+# `audience <> 'unit'` is false (first) for a unit's delivery. Literals, not bound parameters:
+# PostgreSQL uses ix_deliveries_due for a query only when its ORDER BY is the index's
+# expressions and its WHERE names the index's `status = 'pending'` (SQLite: its WHERE).
+PENDING = deliveries.c.status == literal_column("'pending'")
+DUE_ORDER = (deliveries.c.audience != literal_column("'unit'"), deliveries.c.next_attempt_at)

@@ -18,7 +18,13 @@ from typing import Protocol
 
 from sqlalchemy import bindparam, case, func, or_, select, update
 
-from services.notification.db import complaint_views, deliveries, processed_events
+from services.notification.db import (
+    DUE_ORDER,
+    PENDING,
+    complaint_views,
+    deliveries,
+    processed_events,
+)
 from services.notification.domain.lifecycle import ComplaintView, Plan, plan_event
 from services.notification.domain.planner import delivery_id_for
 from services.notification.domain.render import TemplateCatalogue, TemplateError
@@ -453,17 +459,18 @@ def _save_views(conn, changed: dict[str, ComplaintView], stored: dict, now) -> N
 
 # Units first, then oldest first: when sends queue (slots busy, e.g. complainant sends waiting
 # for intake's contact lookup during a burst), the unit that must act on a complaint is told
-# before complainants are told that it was passed on; nothing is skipped, only ordered.
+# before complainants are told that it was passed on; nothing is skipped, only ordered. The
+# order and the pending test are ix_deliveries_due's (db.DUE_ORDER, db.PENDING): the query
+# reads that index's first entries instead of sorting every pending delivery.
 _DUE = (
     select(deliveries.c.id)
     .where(
-        deliveries.c.status == "pending",
+        PENDING,
         deliveries.c.next_attempt_at <= bindparam("now", type_=deliveries.c.next_attempt_at.type),
         or_(deliveries.c.lease_until.is_(None),
             deliveries.c.lease_until < bindparam("now", type_=deliveries.c.lease_until.type)),
     )
-    .order_by(case((deliveries.c.audience == "unit", 0), else_=1),
-              deliveries.c.next_attempt_at)
+    .order_by(*DUE_ORDER)
     .limit(bindparam("limit"))
 )
 
@@ -486,7 +493,8 @@ def lease_due(uow_factory, limit: int, lease: timedelta) -> list[dict]:
         params = {"b_now": now, "b_until": now + lease, "b_limit": limit}
         if uow.session.get_bind().dialect.name == "postgresql":
             with uow.autocommit() as conn:
-                rows = [dict(r._mapping) for r in conn.execute(_LEASE_DUE_PG, params)]
+                rows = [dict(zip(_DELIVERY_COLUMNS, r, strict=True))
+                        for r in conn.exec_driver_sql(_LEASE_DUE_PG, params)]
         else:
             rows = [dict(r._mapping) for r in uow.session.connection().execute(_LEASE_DUE, params)]
         uow.commit()
@@ -570,44 +578,54 @@ _LEASE = (
 )
 
 
-def _lease_due_statement(locking: bool):
-    due = (
-        select(deliveries.c.id)
-        .where(
-            deliveries.c.status == "pending",
-            deliveries.c.next_attempt_at <= bindparam("b_now"),
-            or_(deliveries.c.lease_until.is_(None),
-                deliveries.c.lease_until < bindparam("b_now")),
-        )
-        .order_by(case((deliveries.c.audience == "unit", 0), else_=1),
-                  deliveries.c.next_attempt_at)
-        .limit(bindparam("b_limit"))
+# Lease the due deliveries a drainer has send slots for (see lease_due), built once. The due
+# rows in a CTE, evaluated once: as an IN (subquery) PostgreSQL may run the locking subquery
+# again for later rows, and rows this very statement just leased no longer qualify then, so it
+# would lease more than `limit`. They are found by ix_deliveries_due (see _DUE): the lease reads
+# the entries of the rows it leases, not every pending delivery.
+_LEASE_DUE_ROWS = (
+    select(deliveries.c.id)
+    .where(
+        PENDING,
+        deliveries.c.next_attempt_at <= bindparam("b_now"),
+        or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < bindparam("b_now")),
     )
-    if locking:
-        due = due.with_for_update(skip_locked=True)
-    # A CTE, evaluated once: as an IN (subquery) PostgreSQL may run the locking subquery again
-    # for later rows, and rows this very statement just leased no longer qualify then, so it
-    # would lease more than `limit`.
-    due = due.cte("due")
-    if locking:
-        due = due.prefix_with("MATERIALIZED")
-    return (
-        update(deliveries)
-        .where(
-            deliveries.c.id == due.c.id,
-            deliveries.c.status == "pending",
-            deliveries.c.next_attempt_at <= bindparam("b_now"),
-            or_(deliveries.c.lease_until.is_(None),
-                deliveries.c.lease_until < bindparam("b_now")),
-        )
-        .values(lease_until=bindparam("b_until"), attempts=deliveries.c.attempts + 1)
-        .returning(*deliveries.c)
+    .order_by(*DUE_ORDER)
+    .limit(bindparam("b_limit"))
+    .cte("due")
+)
+_LEASE_DUE = (
+    update(deliveries)
+    .where(
+        deliveries.c.id == _LEASE_DUE_ROWS.c.id,
+        deliveries.c.status == "pending",
+        deliveries.c.next_attempt_at <= bindparam("b_now"),
+        or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < bindparam("b_now")),
     )
-
-
-# Lease the due deliveries a drainer has send slots for (see lease_due), built once.
-_LEASE_DUE = _lease_due_statement(locking=False)
-_LEASE_DUE_PG = _lease_due_statement(locking=True)
+    .values(lease_until=bindparam("b_until"), attempts=deliveries.c.attempts + 1)
+    .returning(*deliveries.c)
+)
+# PostgreSQL: the same lease, locking the due rows it finds and skipping those another
+# transaction holds, as one query string (lease_due runs it in autocommit mode: PostgreSQL runs
+# the string as one implicit transaction, which SET LOCAL lasts for). It walks ix_deliveries_due
+# by an Index Scan, whatever the table's statistics say: on a table not analyzed yet (a fresh
+# database) the planner would read every pending row by a bitmap scan on ix_deliveries_pending
+# and sort them, and a bitmap scan never marks the index entries of rows sent since the last
+# VACUUM dead, as an Index Scan does when it steps over them (see shared.outbox._CLAIM_PLAN).
+# The UPDATE joins the due rows by id only: they are locked, and were checked due in their
+# latest version when they were locked (with the conditions repeated, the planner may walk
+# every pending row to join them).
+_DELIVERY_COLUMNS = tuple(c.name for c in deliveries.c)
+_LEASE_DUE_PG = (
+    "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; "
+    "WITH due AS MATERIALIZED (SELECT id FROM deliveries "
+    "WHERE status = 'pending' AND next_attempt_at <= %(b_now)s "
+    "AND (lease_until IS NULL OR lease_until < %(b_now)s) "
+    "ORDER BY audience <> 'unit', next_attempt_at LIMIT %(b_limit)s FOR UPDATE SKIP LOCKED) "
+    "UPDATE deliveries SET lease_until = %(b_until)s, attempts = deliveries.attempts + 1 "
+    "FROM due WHERE deliveries.id = due.id "
+    "RETURNING " + ", ".join(f"deliveries.{name}" for name in _DELIVERY_COLUMNS)
+)
 
 
 _MARK_SENT = (
