@@ -400,7 +400,9 @@ class DumasCluster:
             wait_http(f"http://127.0.0.1:{self.ports[svc]}/health", list(self.procs.values()))
 
     def stop(self) -> None:
-        for p in self.procs.values():
+        # Consumers before the services they call: notification's sends still waiting for
+        # intake's get_contacts would otherwise time out and log a failure each.
+        for p in reversed(list(self.procs.values())):
             p.stop()
         self.reporting.dispose()
 
