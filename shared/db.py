@@ -5,6 +5,7 @@ and the unit of work that commits a state change together with the events it cau
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from sqlalchemy import (
     insert,
     text,
 )
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,58 @@ def prepared_statements() -> bool:
     it, or has it already, so set DUMAS_PG_PREPARED_STATEMENTS=0 there; the services then run
     the same work as separate plain statements."""
     return os.environ.get("DUMAS_PG_PREPARED_STATEMENTS", "1") != "0"
+
+
+class PreparedStatement:
+    """A statement with psycopg2's `%(name)s` parameters as the PREPAREd statement `name`: its
+    PREPARE (parameters $1, $2, ... in the order they first appear, their types inferred by the
+    server from the statement: target columns, casts, comparisons; so a value too long for a
+    `varchar(n)` column fails as it does in the text) and its EXECUTE with the same parameters.
+    A prepared statement is session state, kept across transactions (also rolled-back ones);
+    which connections have it is remembered in the pooled DBAPI connection's `info`
+    (`prepare_on`), which a replaced connection does not inherit."""
+
+    def __init__(self, name: str, sql: str):
+        order = list(dict.fromkeys(_PARAMETER.findall(sql)))
+        number = {parameter: n for n, parameter in enumerate(order, 1)}
+        self.name = name
+        self.prepare = f"PREPARE {name} AS " + _PARAMETER.sub(
+            lambda m: f"${number[m.group(1)]}", sql)
+        self.execute = f"EXECUTE {name} (" + ", ".join(f"%({p})s" for p in order) + ")"
+
+
+_PARAMETER = re.compile(r"%\((\w+)\)s")
+_PREPARED_ON = "dumas_prepared"  # key in the DBAPI connection's `info`: names prepared there
+_NO_SUCH_PREPARED_STATEMENT = "26000"  # invalid_sql_statement_name
+
+
+class PreparedStatementLost(Exception):
+    """The server no longer has a statement this connection PREPAREd (its session was reset):
+    the attempt failed having written nothing; the next one prepares it again."""
+
+
+def prepare_on(connection: Connection, *statements: PreparedStatement) -> None:
+    """PREPARE those of `statements` the database connection does not have yet (one round trip,
+    the first time a connection runs them): the server then parses each once per connection
+    and, after its first executions, plans it once."""
+    have = connection.connection.info.setdefault(_PREPARED_ON, set())
+    missing = [statement for statement in statements if statement.name not in have]
+    if missing:
+        connection.exec_driver_sql("; ".join(statement.prepare for statement in missing))
+        have.update(statement.name for statement in missing)
+
+
+@contextmanager
+def prepared_statements_lost(connection: Connection) -> Iterator[None]:
+    """Inside: the server's "no such prepared statement" raises PreparedStatementLost, and
+    the connection is taken to have none of them (a session reset drops them all)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) == _NO_SUCH_PREPARED_STATEMENT:
+            connection.connection.info.pop(_PREPARED_ON, None)
+            raise PreparedStatementLost(str(exc.orig)) from exc
+        raise
 
 
 def utcnow() -> datetime:
@@ -481,12 +534,17 @@ class UnitOfWork:
 __all__ = [
     "JSON",
     "BigId",
+    "PreparedStatement",
+    "PreparedStatementLost",
     "Transaction",
     "UTCDateTime",
     "UnitOfWork",
     "autocommit",
     "make_engine",
     "outbox_table",
+    "prepare_on",
+    "prepared_statements",
+    "prepared_statements_lost",
     "processed_events_table",
     "utcnow",
 ]

@@ -3,15 +3,14 @@ work. No nameko here: these functions take plain data and a UnitOfWork."""
 
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, func, literal, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from services.intake.db import (
     attachments as attachments_table,
@@ -37,7 +36,15 @@ from services.intake.domain.sealing import PersonalDataBox
 from services.intake.domain.tracking import new_tracking_code, normalize_tracking_code
 from services.intake.domain.validation import contact_channels
 from shared.contracts import Event, build_event
-from shared.db import UnitOfWork, autocommit, dialect_insert
+from shared.db import (
+    PreparedStatement,
+    PreparedStatementLost,
+    UnitOfWork,
+    autocommit,
+    dialect_insert,
+    prepare_on,
+    prepared_statements_lost,
+)
 
 CONSUMER = "intake"
 CLOSED = ("resolved", "closed")
@@ -300,7 +307,7 @@ def submit_complaint(
                 if on_stored is not None:
                     on_stored(uow, complaint_id, now)
                 uow.commit()
-            except (IntegrityError, _PreparedStatementLost):
+            except (IntegrityError, PreparedStatementLost):
                 continue
         return accepted
     raise RuntimeError("could not allocate a unique tracking code")
@@ -422,8 +429,9 @@ _INSERTS = {complaints: _INSERT_COMPLAINT, complainants: _INSERT_COMPLAINANT,
 # last, a plain INSERT: a key another request took first fails the execute (unique violation
 # on `idempotency`: IdempotencyRace), so nothing of the attempt is committed, in autocommit
 # mode too; the execute's rowcount is the last part's, 0 only when the guard held. The guarded
-# statement is PREPAREd on each connection when the service allows it (`_Prepared`,
-# session 8: the server no longer parses and plans it per complaint). Values are
+# statement is PREPAREd on each connection when the service allows it
+# (`shared.db.PreparedStatement`, session 8: the server no longer parses and plans it per
+# complaint). Values are
 # bound by psycopg2; every value is a plain str/int/bool/None or an aware datetime (what
 # UTCDateTime would send: psycopg2 sends its UTC offset and the column is timestamptz).
 #
@@ -464,58 +472,6 @@ def _pg_insert(table, columns: tuple[str, ...], tail: str | None = None) -> str:
     return f'INSERT INTO "{table.name}" ({names}) {source}'
 
 
-class _Prepared:
-    """A statement with psycopg2's `%(name)s` parameters as the PREPAREd statement `name`: its
-    PREPARE (parameters $1, $2, ... in the order they first appear, their types inferred by the
-    server from the statement: target columns, casts, comparisons; so a value too long for a
-    `varchar(n)` column fails as it does in the text) and its EXECUTE with the same parameters.
-    A prepared statement is session state, kept across transactions (also rolled-back ones);
-    which connections have it is remembered in the pooled DBAPI connection's `info`
-    (`_prepare_on`), which a replaced connection does not inherit."""
-
-    def __init__(self, name: str, sql: str):
-        order = list(dict.fromkeys(_PARAMETER.findall(sql)))
-        number = {parameter: n for n, parameter in enumerate(order, 1)}
-        self.name = name
-        self.prepare = f"PREPARE {name} AS " + _PARAMETER.sub(
-            lambda m: f"${number[m.group(1)]}", sql)
-        self.execute = f"EXECUTE {name} (" + ", ".join(f"%({p})s" for p in order) + ")"
-
-
-_PARAMETER = re.compile(r"%\((\w+)\)s")
-_PREPARED_ON = "intake_prepared"  # key in the DBAPI connection's `info`: names prepared there
-_NO_SUCH_PREPARED_STATEMENT = "26000"  # invalid_sql_statement_name
-
-
-class _PreparedStatementLost(Exception):
-    """The server no longer has a statement this connection PREPAREd (its session was reset):
-    the attempt failed having written nothing; the next one prepares it again."""
-
-
-def _prepare_on(connection, *statements: _Prepared) -> None:
-    """PREPARE those of `statements` the database connection does not have yet (one round trip,
-    the first time a connection runs them): the server then parses each once per connection
-    and, after its first executions, plans it once."""
-    have = connection.connection.info.setdefault(_PREPARED_ON, set())
-    missing = [statement for statement in statements if statement.name not in have]
-    if missing:
-        connection.exec_driver_sql("; ".join(statement.prepare for statement in missing))
-        have.update(statement.name for statement in missing)
-
-
-@contextmanager
-def _statements_lost(connection):
-    """Inside: the server's "no such prepared statement" raises _PreparedStatementLost, and
-    the connection is taken to have none of them (a session reset drops them all)."""
-    try:
-        yield
-    except DBAPIError as exc:
-        if getattr(exc.orig, "pgcode", None) == _NO_SUCH_PREPARED_STATEMENT:
-            connection.connection.info.pop(_PREPARED_ON, None)
-            raise _PreparedStatementLost(str(exc.orig)) from exc
-        raise
-
-
 @dataclass(frozen=True)
 class _PgSubmit:
     """The SQL of one shape of rows, with the defaults to send with each row; guarded (one
@@ -523,7 +479,7 @@ class _PgSubmit:
 
     sql: str  # psycopg2's %(name)s parameters
     defaults: list[dict]
-    prepared: _Prepared | None = None
+    prepared: PreparedStatement | None = None
 
 
 _PG_SUBMIT: dict = {}
@@ -555,7 +511,8 @@ def _pg_submit(shape: tuple, guarded: bool) -> _PgSubmit:
                 f"s{n} AS ({statement})" for n, statement in enumerate(statements[1:])
             ]) + " " + last
             # one name per shape, in this process
-            found = _PgSubmit(sql, defaults, _Prepared(f"intake_submit_{len(_PG_SUBMIT)}", sql))
+            found = _PgSubmit(sql, defaults,
+                              PreparedStatement(f"intake_submit_{len(_PG_SUBMIT)}", sql))
         _PG_SUBMIT[shape, guarded] = found
     return found
 
@@ -564,9 +521,10 @@ def _insert_in_one_round_trip(connection, rows: list[tuple], since: datetime | N
                               prepared: bool = False) -> bool:
     """Insert `rows` ((table, values) ..., the complaint first) in one round trip. With `since`,
     only if the complaint's contact has no open complaint since then: False when it has (and
-    nothing was written); `prepared`: that statement PREPAREd (`_Prepared`: the server no
-    longer parses and plans it per complaint; sent as text that was over a third of the
-    server's CPU for it, docs/performance.md "Session 8: intake's statements prepared"). Raises
+    nothing was written); `prepared`: that statement PREPAREd (`shared.db.PreparedStatement`:
+    the server no longer parses and plans it per complaint; sent as text that was over a third
+    of the server's CPU for it, docs/performance.md "Session 8: intake's statements prepared").
+    Raises
     IdempotencyRace when the idempotency record (last) was taken: the execute failed, nothing
     of it was written."""
     submit = _pg_submit(tuple((t, frozenset(v)) for t, v in rows), since is not None)
@@ -579,8 +537,8 @@ def _insert_in_one_round_trip(connection, rows: list[tuple], since: datetime | N
         params.update(guard_contact_key=params["complaints_contact_key"], guard_since=since)
     try:
         if prepared and submit.prepared is not None:
-            _prepare_on(connection, submit.prepared)
-            with _statements_lost(connection):
+            prepare_on(connection, submit.prepared)
+            with prepared_statements_lost(connection):
                 result = connection.exec_driver_sql(submit.prepared.execute, params)
         else:
             result = connection.exec_driver_sql(submit.sql, params)
@@ -753,7 +711,7 @@ def apply_status_events(uow_factory, events: list[Event], *, prepared: bool = Fa
             if uow.session.get_bind().dialect.driver == "psycopg2":
                 try:
                     applied = _apply_statuses_pg(uow, events, prepared)
-                except _PreparedStatementLost:
+                except PreparedStatementLost:
                     continue
             else:
                 applied = _apply_statuses(uow, uow.session.connection(), events)
@@ -852,10 +810,11 @@ def _status_sql(prepared: bool) -> _StatusSql:
         return _StatusSql(
             "BEGIN; " + _PG_CLAIM_AND_LOCK, "BEGIN; " + _PG_CLAIM_AND_LOCK_ONE,
             "; ".join((*_PG_WRITE_STATES, "COMMIT")), "; ".join((*_PG_WRITE_STATE, "COMMIT")))
-    claim = _Prepared("intake_claim_and_lock", _PG_CLAIM_AND_LOCK)
-    claim_one = _Prepared("intake_claim_and_lock_one", _PG_CLAIM_AND_LOCK_ONE)
-    write = [_Prepared(f"intake_write_states_{n}", sql) for n, sql in enumerate(_PG_WRITE_STATES)]
-    write_one = [_Prepared(f"intake_write_state_{n}", sql)
+    claim = PreparedStatement("intake_claim_and_lock", _PG_CLAIM_AND_LOCK)
+    claim_one = PreparedStatement("intake_claim_and_lock_one", _PG_CLAIM_AND_LOCK_ONE)
+    write = [PreparedStatement(f"intake_write_states_{n}", sql)
+             for n, sql in enumerate(_PG_WRITE_STATES)]
+    write_one = [PreparedStatement(f"intake_write_state_{n}", sql)
                  for n, sql in enumerate(_PG_WRITE_STATE)]
     return _StatusSql(
         "BEGIN; " + claim.execute, "BEGIN; " + claim_one.execute,
@@ -882,8 +841,8 @@ def _apply_statuses_pg(uow: UnitOfWork, events: list[Event], prepared: bool) -> 
     complaint_of = {e.event_id: e.data["complaint_id"] for e in events}  # each event once
     one = len(complaint_of) == 1
     sql = _STATUS_SQL[prepared]
-    with uow.autocommit() as conn, _statements_lost(conn):
-        _prepare_on(conn, *sql.prepares)
+    with uow.autocommit() as conn, prepared_statements_lost(conn):
+        prepare_on(conn, *sql.prepares)
         found = conn.exec_driver_sql(sql.claim_one if one else sql.claim, {
             "consumer": CONSUMER, "now": datetime.now(UTC),
             "event_ids": next(iter(complaint_of)) if one else list(complaint_of),
